@@ -1,0 +1,23 @@
+"""File input and output: FITS images and tables, atomic writes."""
+
+from lensnet.io.atomic import atomic_output
+from lensnet.io.fits import (
+    FitsWarning,
+    pixel_scale_from_header,
+    provenance_cards,
+    read_image,
+    read_image_hdus,
+    write_image,
+    write_table,
+)
+
+__all__ = [
+    "atomic_output",
+    "FitsWarning",
+    "pixel_scale_from_header",
+    "provenance_cards",
+    "read_image",
+    "read_image_hdus",
+    "write_image",
+    "write_table",
+]
