@@ -1,0 +1,221 @@
+"""The batched lens simulator: prior -> source placement -> ray shooting -> observational effects.
+
+One call of :meth:`LensSimulator.simulate` produces a batch of training images on the simulator's
+device from a single seed, so a seed fixes every draw and data are generated where the network
+trains. Steps (Hezaveh et al. 2017, Methods; numbers in ``REFERENCE.md``):
+
+1. SIE parameters from the lens prior; a source type per lens from the mixture (real galaxy stamp,
+   Sérsic, clumpy galaxy).
+2. Source centre inside the grown tangential caustic or the shrunk radial cut; lenses failing the
+   acceptance cuts (flux inside the field, total magnification) are redrawn, fully batched.
+3. Ray-shot noiseless image with supersampling, then every observational effect, each drawn
+   independently per image and recorded.
+4. Network input: :func:`lensnet.preprocess.normalize_images` (no use of the noiseless truth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lensnet.conventions import LensParams, qphi_to_e1e2
+from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
+from lensnet.lensing import SIE, PixelGrid
+from lensnet.observe.pipeline import observe
+from lensnet.preprocess import normalize_images
+from lensnet.simulate.config import SimulationConfig
+from lensnet.simulate.placement import acceptance, place_sources
+from lensnet.sources.banks import (SourceBank, fits_folder_bank, galsim_cosmos_bank,
+                                   hubble_deep_field_bank)
+from lensnet.sources.clumpy import draw_clumpy_sources
+from lensnet.sources.sersic import Sersic
+from lensnet.sources.stamps import StampSource
+
+__all__ = ["LensSimulator", "SimulatedBatch", "SOURCE_TYPES", "load_source_bank"]
+
+#: Source type codes stored in ``record['source_type']``.
+SOURCE_TYPES = ("real", "sersic", "clumpy")
+
+
+@dataclass
+class SimulatedBatch:
+    """One simulated batch; every tensor is on the simulator's device.
+
+    Attributes
+    ----------
+    images : Tensor, (B, 1, H, W), float32
+        Network input (normalised observed images).
+    observed : Tensor, (B, 1, H, W)
+        Observed images in units of the arc peak, before normalisation; masked pixels are 0.
+    clean : Tensor, (B, 1, H, W)
+        Noiseless lensed images, PSF-free, in units of the arc peak.
+    targets : Tensor, (B, 5)
+        True SIE parameters, columns in :data:`lensnet.conventions.PARAM_NAMES` order.
+    masks : Tensor of bool, (B, 1, H, W)
+        True where masked.
+    seeds : Tensor of int64, (B,)
+        The seed of the batch each image came from (``simulate(B, seed)[i]`` reproduces it).
+    record : dict of (B,) tensors
+        Every drawn value: effect parameters, source type and position, magnification, ...
+    """
+
+    images: torch.Tensor
+    observed: torch.Tensor
+    clean: torch.Tensor
+    targets: torch.Tensor
+    masks: torch.Tensor
+    seeds: torch.Tensor
+    record: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def load_source_bank(spec: str, stamp_size: int = 64) -> SourceBank:
+    """A real-galaxy bank from its config string: ``hubble_deep_field``, a saved bank, a COSMOS
+    catalogue (.fits) or a folder of FITS stamps."""
+    if spec == "hubble_deep_field":
+        return hubble_deep_field_bank(stamp_size)
+    path = Path(spec)
+    if path.is_dir():
+        return fits_folder_bank(path, stamp_size=stamp_size)
+    if path.suffix in (".npz", ".h5", ".hdf5"):
+        return SourceBank.load(path)
+    if path.suffix == ".fits":
+        return galsim_cosmos_bank(path, stamp_size=stamp_size)
+    raise LensnetConfigError(f"source.bank = {spec!r}: expected 'hubble_deep_field', a folder of FITS stamps, "
+                             "a saved bank (.npz/.h5) or a GalSim COSMOS catalogue (.fits)")
+
+
+class LensSimulator:
+    """Simulates batches of lenses for a :class:`SimulationConfig` on one device.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        Grid, priors, sources, placement and effects.
+    device : str or torch.device, optional
+        Where to simulate [cpu].
+    bank : SourceBank, optional
+        Real-galaxy stamps; default: loaded from ``config.source.bank`` and split by galaxy with
+        ``config.source.split_seed``, keeping ``config.source.split``.
+    """
+
+    def __init__(self, config: SimulationConfig, device=None, bank: SourceBank | None = None):
+        self.config = config
+        self.device = torch.device(device or "cpu")
+        self.grid = PixelGrid(config.n_pix, config.pixel_scale)
+        self.bank = None
+        if config.source.fractions[0] > 0:
+            bank = bank if bank is not None else load_source_bank(config.source.bank)
+            if config.source.split != "all":
+                bank = bank.split(seed=config.source.split_seed)[config.source.split]
+            if len(bank) == 0:
+                raise LensnetValueError(f"the {config.source.split!r} split of source bank {config.source.bank!r} "
+                                        "holds no galaxy; use more stamps or source.split = 'all'")
+            self.bank = bank.to(self.device)
+
+    @staticmethod
+    def batch_seed(seed: int, batch_index: int) -> int:
+        """Seed of batch ``batch_index`` of a dataset or training stream with seed ``seed``."""
+        if seed < 0 or batch_index < 0:
+            raise LensnetRangeError("seed" if seed < 0 else "batch_index", min(seed, batch_index), 0, None)
+        state = np.random.SeedSequence([seed, batch_index]).generate_state(2, np.uint32)
+        return int(state[0]) << 31 | int(state[1]) >> 1
+
+    def simulate(self, batch_size: int, seed: int) -> SimulatedBatch:
+        """Simulate ``batch_size`` lenses from ``seed`` (same seed, same batch, on one device)."""
+        if batch_size < 1:
+            raise LensnetRangeError("batch_size", batch_size, 1, None)
+        gen = torch.Generator(self.device).manual_seed(int(seed))
+        params, clean, record = self._draw_accepted(batch_size, gen)
+        clean = clean[:, None]
+        observed, masks, effects = observe(clean, self.config.observation, gen, self.config.pixel_scale)
+        record.update(effects)
+        clean = clean / record["arc_peak"][:, None, None, None]
+        return SimulatedBatch(
+            images=normalize_images(observed, masks),
+            observed=observed,
+            clean=clean,
+            targets=params.to_tensor(),
+            masks=masks,
+            seeds=torch.full((batch_size,), int(seed), dtype=torch.int64, device=self.device),
+            record=record,
+        )
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def _draw_accepted(self, batch_size: int, gen: torch.Generator):
+        """Draw and render lenses, redrawing the rejected ones in batched rounds."""
+        cfg = self.config
+        n_pix = self.grid.n_pix
+        params = torch.zeros(batch_size, 5, device=self.device)
+        clean = torch.zeros(batch_size, n_pix, n_pix, device=self.device)
+        stats = torch.zeros(batch_size, 6, device=self.device)  # type, x, y, region, flux fraction, mu
+        pending = torch.arange(batch_size, device=self.device)
+        for _ in range(cfg.placement.max_rounds):
+            n = pending.numel()
+            lens = cfg.lens.sample(n, gen, device=self.device, dtype=torch.float32)
+            kind = self._draw_kind(n, gen)
+            x, y, region = place_sources(lens, gen, cfg.placement.caustic_growth_arcsec, cfg.placement.cut_shrink)
+            parts = [(idx, self._draw_source(t, x[idx], y[idx], gen))
+                     for t in range(len(SOURCE_TYPES)) if (idx := (kind == t).nonzero().flatten()).numel()]
+            images, flux_fraction, mu = acceptance(SIE(lens), MixtureSource(n, parts), self.grid, cfg.supersample)
+            ok = (flux_fraction >= cfg.placement.min_flux_fraction) & (mu >= cfg.placement.min_magnification)
+            done = pending[ok]
+            params[done] = lens.to_tensor()[ok]
+            clean[done] = images[ok]
+            stats[done] = torch.stack([kind.float(), x, y, region.float(), flux_fraction, mu], 1)[ok]
+            pending = pending[~ok]
+            if pending.numel() == 0:
+                break
+        else:
+            raise LensnetValueError(
+                f"{pending.numel()} of {batch_size} lenses failed the acceptance cuts in {cfg.placement.max_rounds} "
+                "rounds; loosen placement.min_magnification / min_flux_fraction or enlarge the field")
+        record = {"source_type": stats[:, 0].long(), "source_x": stats[:, 1], "source_y": stats[:, 2],
+                  "source_region": stats[:, 3].long(), "flux_fraction_in_field": stats[:, 4],
+                  "magnification": stats[:, 5]}
+        return LensParams.from_tensor(params), clean, record
+
+    def _draw_kind(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """Source type per lens (index into :data:`SOURCE_TYPES`) from the configured mixture."""
+        f = torch.tensor(self.config.source.fractions, dtype=torch.float32)
+        if self.bank is None:
+            f[0] = 0.0
+        u = torch.rand(n, generator=gen, device=self.device)
+        edges = (torch.cumsum(f, 0) / f.sum())[:-1].to(self.device)
+        return torch.bucketize(u, edges, right=True)
+
+    def _draw_source(self, kind: int, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        """Sources of one type centred on (x, y), each (n,) arcsec."""
+        cfg, n = self.config.source, x.numel()
+        uniform = lambda lo_hi: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(n, generator=gen, device=self.device)  # noqa: E731
+        if kind == 0:
+            index = torch.randint(0, len(self.bank), (n,), generator=gen, device=self.device)
+            return StampSource(self.bank.stamps, index, uniform(cfg.stamp_size_arcsec), x, y,
+                               angle=uniform((0.0, 2 * math.pi)))
+        if kind == 1:
+            e1, e2 = qphi_to_e1e2(uniform(cfg.sersic_q), uniform((0.0, math.pi)))
+            return Sersic(torch.ones_like(x), uniform(cfg.sersic_radius_arcsec), uniform(cfg.sersic_index),
+                          e1, e2, x, y)
+        return draw_clumpy_sources(n, gen, center_x=x, center_y=y, R_sersic_range=cfg.sersic_radius_arcsec,
+                                   q_range=cfg.sersic_q, dtype=x.dtype)
+
+
+class MixtureSource:
+    """B sources of several types: ``parts`` is a list of (lens indices, source of those lenses)."""
+
+    def __init__(self, batch_size: int, parts: list[tuple[torch.Tensor, object]]):
+        self.batch_size, self.parts = batch_size, parts
+
+    def surface_brightness(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shape = x.shape if x.ndim == 3 else (self.batch_size, *x.shape)
+        out = torch.zeros(shape, device=x.device, dtype=x.dtype)
+        for idx, source in self.parts:
+            out[idx] = source.surface_brightness(x[idx] if x.ndim == 3 else x, y[idx] if y.ndim == 3 else y)
+        return out
