@@ -1,0 +1,236 @@
+"""The Lightning system that trains a backbone network to regress the SIE parameters.
+
+Following Lightning's style guide, the network is a plain ``nn.Module`` (from
+:mod:`lensnet.networks`) and :class:`LensRegressor` adds loss, metrics and optimiser. Targets are
+standardised per parameter, z = (y - mean) / std, with the mean and std stored in the module (so a
+checkpoint predicts in physical units on its own). The loss is
+
+- ``mse``: the mean over the batch and the parameters of (mu - z)^2, the paper's squared error
+  (Hezaveh et al. 2017), for networks returning K means;
+- ``gaussian_nll``: the mean of (log s^2 + (mu - z)^2 / s^2) / 2, for networks with
+  ``predicts_variance = True`` that return K means and K log-variances.
+
+Validation and test report, per parameter, the paper's 68% error (the half-width of the central
+68% interval of the residuals, Table 1 of the paper) and the RMS, in physical units, and for
+variance networks the fraction of lenses whose truth lies within one predicted sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import lightning as L
+import torch
+import torch.nn as nn
+
+from lensnet.conventions import PARAM_NAMES
+from lensnet.errors import LensnetShapeError, LensnetValueError
+
+__all__ = ["LensRegressor", "error68"]
+
+#: Clamp of predicted log-variances (in standardised units) keeping exp() finite in any precision.
+LOGVAR_RANGE = (-20.0, 20.0)
+
+
+def error68(residuals: torch.Tensor) -> torch.Tensor:
+    """Half-width of the central 68% interval of the residuals, per column (the paper's metric).
+
+    Parameters
+    ----------
+    residuals : Tensor, shape (N, K)
+        Prediction minus truth.
+
+    Returns
+    -------
+    Tensor, shape (K,)
+        (q84 - q16) / 2 of each column, in the unit of the residuals.
+    """
+    q = torch.quantile(residuals.double(), torch.tensor([0.16, 0.84], dtype=torch.float64,
+                                                        device=residuals.device), dim=0)
+    return ((q[1] - q[0]) / 2).to(residuals.dtype)
+
+
+class LensRegressor(L.LightningModule):
+    """Trains ``backbone`` on standardised SIE parameters; ``forward`` predicts physical ones.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Network mapping images (B, C, H, W) to (B, K), or to (B, 2K) means and log-variances when
+        its attribute ``predicts_variance`` is true.
+    lr : float
+        Peak learning rate [1e-3].
+    optimizer : {'adamw', 'sgd'}
+        AdamW, or SGD with Nesterov momentum as in the paper ['adamw'].
+    momentum : float
+        SGD momentum [0.9].
+    weight_decay : float
+        Decoupled weight decay of weight matrices and kernels (not biases or norms) [1e-4].
+    schedule : {'cosine', 'onecycle', 'constant'}
+        Learning-rate schedule over the Trainer's ``max_steps`` ['cosine'].
+    warmup_steps : int
+        Linear warm-up of the cosine schedule [0].
+    loss : {'auto', 'gaussian_nll', 'mse'}
+        'auto' is 'gaussian_nll' for variance networks and 'mse' otherwise ['auto'].
+    target_mean, target_std : sequence of 5 floats, optional
+        Standardisation of the targets, in their physical units, in :data:`lensnet.PARAM_NAMES`
+        order [zeros, ones].
+    """
+
+    def __init__(self, backbone: nn.Module, lr: float = 1e-3, optimizer: str = "adamw", momentum: float = 0.9,
+                 weight_decay: float = 1e-4, schedule: str = "cosine", warmup_steps: int = 0, loss: str = "auto",
+                 target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.param_names = PARAM_NAMES
+        self.predicts_variance = bool(getattr(backbone, "predicts_variance", False))
+        self.loss_name = ("gaussian_nll" if self.predicts_variance else "mse") if loss == "auto" else loss
+        if self.loss_name not in ("gaussian_nll", "mse"):
+            raise LensnetValueError(f"loss {loss!r} is not one of 'auto', 'gaussian_nll', 'mse'")
+        if self.loss_name == "gaussian_nll" and not self.predicts_variance:
+            raise LensnetValueError("loss 'gaussian_nll' needs a network with predicts_variance = True; "
+                                    "use loss 'mse' or 'auto'")
+        k = len(self.param_names)
+        mean = torch.zeros(k) if target_mean is None else torch.as_tensor(target_mean, dtype=torch.float32)
+        std = torch.ones(k) if target_std is None else torch.as_tensor(target_std, dtype=torch.float32)
+        for name, value in (("target_mean", mean), ("target_std", std)):
+            if value.shape != (k,):
+                raise LensnetShapeError(name, value.shape, f"({k},), one value per parameter")
+        if not (std > 0).all():
+            raise LensnetValueError(f"target_std must be positive, got {std.tolist()}")
+        self.register_buffer("target_mean", mean)
+        self.register_buffer("target_std", std)
+        # Validation RMS per parameter: the uncertainty forward() reports for mean-only networks.
+        self.register_buffer("residual_rms", torch.full((k,), math.nan))
+        self._running_loss: torch.Tensor | None = None
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict the parameters of a batch of images, for inference.
+
+        Parameters
+        ----------
+        images : Tensor, shape (B, C, H, W)
+            Network-ready images (normalised as the simulator's).
+
+        Returns
+        -------
+        mean, std : Tensor, each (B, K), float32
+            Estimates and 1-sigma uncertainties in the units of :data:`lensnet.PARAM_UNITS`; for
+            mean-only networks ``std`` is the validation RMS of each parameter (NaN before any
+            validation).
+        """
+        mu, log_var = self._split(self.backbone(images))
+        mean = mu * self.target_std + self.target_mean
+        if log_var is None:
+            return mean, self.residual_rms.expand_as(mean)
+        return mean, torch.exp(0.5 * log_var) * self.target_std
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        loss = self._loss(self.backbone(images), self._standardise(targets))
+        self._running_loss = loss.detach() if self._running_loss is None else (
+            0.98 * self._running_loss + 0.02 * loss.detach())
+        self.log("train_loss", loss, batch_size=len(targets))
+        self.log("loss_avg", self._running_loss, prog_bar=True, logger=False, batch_size=len(targets))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        rms = self._eval_epoch_end("val")
+        if rms is not None and not self.trainer.sanity_checking:
+            self.residual_rms.copy_(rms)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self(batch[0] if isinstance(batch, (tuple, list)) else batch)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": hp.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        if hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        elif hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
+        else:
+            raise LensnetValueError(f"optimizer {hp.optimizer!r} is not one of 'adamw', 'sgd'")
+        if hp.schedule == "constant":
+            return opt
+        total = self.trainer.max_steps if self.trainer is not None else -1
+        if total is None or total <= 0:
+            raise LensnetValueError(f"schedule {hp.schedule!r} needs the Trainer's max_steps > 0")
+        if hp.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total + 1)
+        elif hp.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(hp.warmup_steps, total))
+        else:
+            raise LensnetValueError(f"schedule {hp.schedule!r} is not one of 'cosine', 'onecycle', 'constant'")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _split(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Backbone output to standardised means (B, K) and log-variances (B, K) or None, in float32."""
+        k = len(self.param_names)
+        expected = 2 * k if self.predicts_variance else k
+        if output.ndim != 2 or output.shape[1] != expected:
+            raise LensnetShapeError("backbone output", output.shape, f"(B, {expected})")
+        output = output.float()
+        if not self.predicts_variance:
+            return output, None
+        return output[:, :k], output[:, k:].clamp(*LOGVAR_RANGE)
+
+    def _standardise(self, targets: torch.Tensor) -> torch.Tensor:
+        return (targets.float() - self.target_mean) / self.target_std
+
+    def _loss(self, output: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        mu, log_var = self._split(output)
+        if self.loss_name == "mse":
+            return ((mu - z) ** 2).mean()
+        return 0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var)).mean()
+
+    def _eval_step(self, batch, stage: str) -> None:
+        images, targets = batch
+        output = self.backbone(images)
+        loss = self._loss(output, self._standardise(targets))
+        self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(targets))
+        mu, log_var = self._split(output)
+        residual = (mu - self._standardise(targets)) * self.target_std
+        std = self.target_std * torch.exp(0.5 * log_var) if log_var is not None else torch.zeros_like(residual)
+        self._eval_outputs.append((residual.detach(), std.detach()))
+
+    def _eval_epoch_end(self, stage: str) -> torch.Tensor | None:
+        """Log per-parameter 68% error, RMS (and coverage) over every rank; return the RMS."""
+        if not self._eval_outputs:
+            return None
+        k = len(self.param_names)
+        residual = self.all_gather(torch.cat([r for r, _ in self._eval_outputs])).reshape(-1, k)
+        std = self.all_gather(torch.cat([s for _, s in self._eval_outputs])).reshape(-1, k)
+        self._eval_outputs.clear()
+        err, rms = error68(residual), residual.pow(2).mean(0).sqrt()
+        cover = (residual.abs() <= std).float().mean(0)
+        for i, name in enumerate(self.param_names):
+            self.log(f"{stage}_err68/{name}", err[i], sync_dist=True)
+            self.log(f"{stage}_rms/{name}", rms[i], sync_dist=True)
+            if self.predicts_variance:
+                self.log(f"{stage}_cover68/{name}", cover[i], sync_dist=True)
+        return rms
+
+
+def _warmup_cosine(warmup_steps: int, total_steps: int):
+    """Learning-rate factor: linear from 1/warmup to 1 over the warm-up, then a cosine to 0."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor

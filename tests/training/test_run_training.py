@@ -1,0 +1,123 @@
+"""run_training end to end on the toy problem: learning, outputs, exact resume, DDP on two CPU processes."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lensnet.errors import LensnetIOError
+from lensnet.training.config import TrainConfig, load_config
+from lensnet.training.train import load_regressor, run_training
+
+
+class RecordLosses(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(outputs["loss"].item())
+
+
+class Interrupt(Callback):
+    """Stops training at ``step`` with Ctrl-C (KeyboardInterrupt) or SIGTERM."""
+
+    def __init__(self, step: int, how: str):
+        self.step, self.how = step, how
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step != self.step:
+            return
+        if self.how == "keyboard":
+            raise KeyboardInterrupt
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            raise RuntimeError("Lightning's SIGTERM handler is not installed; not sending SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def test_loss_falls_and_the_run_leaves_a_usable_checkpoint(tiny_config, toy_factory):
+    recorder = RecordLosses()
+    result = run_training(tiny_config, simulator_factory=toy_factory, callbacks=[recorder],
+                          enable_progress_bar=False)
+    assert not result.interrupted and result.global_step == 300 and len(recorder.losses) == 300
+    # Gaussian NLL on standardised targets: ~0.5 at the start, well below 0 once learnt.
+    assert _mean(recorder.losses[-30:]) < _mean(recorder.losses[:10]) - 1.0
+    assert result.metrics["test_err68/theta_E"] < 0.05  # the prior's standard deviation is 0.2"
+    assert 0.4 < result.metrics["test_cover68/theta_E"] <= 1.0
+    out = Path(tiny_config.output_dir)
+    assert load_config(out / "config.yaml") == result.config
+    assert result.config.model == "lensnet_resnet_small" and result.config.precision == "32-true"
+    assert (out / "checkpoints" / "best.ckpt").is_file() and result.checkpoint == out / "checkpoints" / "last.ckpt"
+    images = torch.randn(4, 1, 32, 32)
+    loaded = load_regressor(result.checkpoint)
+    expected = result.module.eval()(images)
+    for a, b in zip(loaded(images), expected):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_mean_only_network_with_the_papers_loss(tiny_config, toy_factory):
+    config = tiny_config.with_overrides(model_kwargs={**tiny_config.model_kwargs, "predict_variance": False},
+                                        loss="mse", optimizer="sgd", lr=0.05, schedule="onecycle", max_steps=150)
+    recorder = RecordLosses()
+    result = run_training(config, simulator_factory=toy_factory, callbacks=[recorder], enable_progress_bar=False)
+    assert _mean(recorder.losses[-20:]) < 0.3 * _mean(recorder.losses[:10])
+    mean, std = result.module.eval()(torch.randn(2, 1, 32, 32))
+    assert torch.isfinite(std).all() and torch.equal(std[0], result.module.residual_rms)
+
+
+@pytest.fixture(scope="module")
+def resume_setup(tmp_path_factory, tiny_model, toy_factory):
+    config = TrainConfig(model=tiny_model["model"], model_kwargs={**tiny_model["model_kwargs"], "drop_rate": 0.2},
+                         batch_size=16, max_steps=40, val_every_n_steps=10, checkpoint_every_n_steps=10,
+                         num_val=32, num_test=16, num_stats=64, accelerator="cpu", devices=1)
+    out = tmp_path_factory.mktemp("uninterrupted")
+    reference = run_training(config.with_overrides(output_dir=str(out)), simulator_factory=toy_factory,
+                             enable_progress_bar=False)
+    return config, reference, toy_factory
+
+
+@pytest.mark.parametrize("how", ["keyboard", "sigterm"])
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(resume_setup, tmp_path, how):
+    config, reference, factory = resume_setup
+    config = config.with_overrides(output_dir=str(tmp_path))
+    stopped = run_training(config, simulator_factory=factory, callbacks=[Interrupt(17, how)],
+                           enable_progress_bar=False)
+    assert stopped.interrupted and stopped.checkpoint.name == "interrupted.ckpt"
+    assert stopped.global_step == (17 if how == "keyboard" else 18)  # SIGTERM lets the step finish
+    with pytest.raises(LensnetIOError, match="resume"):
+        run_training(config, simulator_factory=factory, enable_progress_bar=False)
+    resumed = run_training(config, resume="last", simulator_factory=factory, enable_progress_bar=False)
+    assert not resumed.interrupted and resumed.global_step == 40
+    assert not (tmp_path / "checkpoints" / "interrupted.ckpt").exists()
+    expected = reference.module.state_dict()
+    for name, value in resumed.module.state_dict().items():
+        assert torch.allclose(value.double(), expected[name].double(), rtol=0, atol=1e-6), name
+
+
+def test_resume_needs_a_checkpoint(tiny_config, toy_factory):
+    with pytest.raises(LensnetIOError, match="last.ckpt"):
+        run_training(tiny_config, resume="last", simulator_factory=toy_factory)
+    with pytest.raises(LensnetIOError, match="does not exist"):
+        run_training(tiny_config, resume=str(Path(tiny_config.output_dir) / "nope.ckpt"),
+                     simulator_factory=toy_factory)
+
+
+def test_two_process_ddp_on_cpu_trains_one_model(tmp_path):
+    script = Path(__file__).with_name("ddp_train.py")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for name, value in ranks[0]["state"].items():
+        assert torch.allclose(value.double(), ranks[1]["state"][name].double(), rtol=0, atol=1e-6), name
+    seeds = [set(r["seeds"]) for r in ranks]
+    assert len(seeds[0]) == len(seeds[1]) == 6 and not seeds[0] & seeds[1]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
