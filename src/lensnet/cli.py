@@ -48,9 +48,64 @@ def simulate():
 
 
 @cli.command()
-def train():
-    """Train a network on lenses simulated on the fly."""
-    _not_built("train", "issue 4")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML/TOML training configuration.")
+@click.option("--model", help="Network name from the registry (see `lensnet models`).")
+@click.option("--preset", help="Simulation preset: paper, hst-acs or tiny.")
+@click.option("--batch-size", type=int, help="Lenses per step.")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]))
+@click.option("--loss", type=click.Choice(["auto", "gaussian_nll", "mse"]))
+@click.option("--schedule", type=click.Choice(["cosine", "onecycle", "constant"]))
+@click.option("--max-steps", type=int, help="Training steps (one fresh simulated batch each).")
+@click.option("--val-every", type=int, help="Validate every N steps.")
+@click.option("--checkpoint-every", type=int, help="Checkpoint every N steps.")
+@click.option("--num-val", type=int, help="Size of the fixed seeded validation set.")
+@click.option("--num-test", type=int, help="Size of the fixed seeded test set.")
+@click.option("--seed", type=int, help="Seed of the whole run.")
+@click.option("--precision", type=click.Choice(["auto", "32-true", "16-mixed", "bf16-mixed", "64-true"]))
+@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu", "cuda", "mps"]))
+@click.option("--devices", help="Number of devices per node, or 'auto'.")
+@click.option("--num-nodes", type=int, help="Number of nodes (DDP).")
+@click.option("--output-dir", help="Folder for checkpoints, logs and the resolved config.")
+@click.option("--resume", help="'last' or a checkpoint path: continue exactly where a run stopped.")
+@click.option("--print-config", is_flag=True, help="Print the resolved configuration and exit.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def train(config_path, model, preset, batch_size, lr, optimizer, loss, schedule, max_steps, val_every,
+          checkpoint_every, num_val, num_test, seed, precision, accelerator, devices, num_nodes, output_dir,
+          resume, print_config, no_progress_bar):
+    """Train a network on lenses simulated on the fly (Lightning; checkpoints, resume, DDP)."""
+    import yaml
+
+    from lensnet.training.config import TrainConfig, load_config
+    from lensnet.training.train import resolve_config, run_training
+
+    config = load_config(config_path) if config_path else TrainConfig()
+    config = config.with_overrides(
+        model=model, simulation=preset, batch_size=batch_size, lr=lr, optimizer=optimizer, loss=loss,
+        schedule=schedule, max_steps=max_steps, val_every_n_steps=val_every,
+        checkpoint_every_n_steps=checkpoint_every, num_val=num_val, num_test=num_test, seed=seed,
+        precision=precision, accelerator=accelerator,
+        devices=int(devices) if devices and devices.isdigit() else devices, num_nodes=num_nodes,
+        output_dir=output_dir)
+    if print_config:
+        click.echo(yaml.safe_dump(resolve_config(config).to_dict(), sort_keys=False))
+        return
+    result = run_training(config, resume=resume, enable_progress_bar=not no_progress_bar)
+    if result.interrupted:
+        click.echo(f"interrupted at step {result.global_step}; continue with "
+                   f"`lensnet train --config {result.output_dir}/config.yaml --resume last`", err=True)
+        sys.exit(130)
+    click.echo(f"trained {result.global_step} steps; checkpoint {result.checkpoint}")
+
+
+@cli.command()
+def models():
+    """List the registered networks with their parameter counts."""
+    from lensnet.networks import create_model, list_models
+
+    for name in list_models():
+        n = sum(p.numel() for p in create_model(name).parameters())
+        click.echo(f"{name:24s} {n / 1e6:8.2f} M parameters")
 
 
 @cli.command()
