@@ -21,15 +21,19 @@ __all__ = ["normalize_images"]
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with replicated edges, as sums of shifted slices.
+
+    On CPUs this is several times faster than ``conv2d`` with a one-channel 1-D kernel.
+    """
     radius = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    b, c, h, w = images.shape
-    flat = images.reshape(b * c, 1, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
-    return flat.reshape(b, c, h, w)
+    k = (k / k.sum()).tolist()
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (radius, radius, 0, 0), mode="replicate")
+    rows = sum(k[i] * padded[..., :, i:i + w] for i in range(len(k)))
+    padded = F.pad(rows, (0, 0, radius, radius), mode="replicate")
+    return sum(k[i] * padded[..., i:i + h, :] for i in range(len(k)))
 
 
 def normalize_images(images: torch.Tensor, masks: torch.Tensor | None = None, border: int = 6,
