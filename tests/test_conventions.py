@@ -1,71 +1,135 @@
-"""The one parameter and axis convention, checked against lenstronomy's converters and grid."""
+"""Tests of lensnet.conventions: the converters, LensParams, and the written pixel convention."""
 
 import math
 
 import numpy as np
+import pytest
 import torch
-from lenstronomy.Data.pixel_grid import PixelGrid as LenstronomyGrid
-from lenstronomy.Util import param_util
 
-from lensnet.conventions import (PARAM_NAMES, LensParams, e1e2_to_paper, e1e2_to_qphi, paper_to_e1e2,
-                                 qphi_to_e1e2)
-from lensnet.lensing import PixelGrid
-
-
-def _random_qphi(n=500, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = 0.05 + 0.95 * torch.rand(n, generator=g, dtype=torch.float64)
-    phi = math.pi * torch.rand(n, generator=g, dtype=torch.float64) - math.pi / 2
-    return q, phi
+from lensnet.conventions import (
+    PARAM_NAMES,
+    PARAM_UNITS,
+    LensParams,
+    e1e2_to_paper,
+    e1e2_to_qphi,
+    paper_to_e1e2,
+    qphi_to_e1e2,
+)
+from lensnet.lensing.grid import PixelGrid
 
 
-def test_qphi_round_trip_and_lenstronomy_agreement():
-    q, phi = _random_qphi()
+def _qphi(n=200, seed=0):
+    """q in [0.1, 1) and phi in (-pi/2, pi/2], float64 (the prior: 1 - q ~ U[0, 0.9])."""
+    gen = torch.Generator().manual_seed(seed)
+    q = 1 - 0.9 * torch.rand(n, generator=gen, dtype=torch.float64)
+    phi = math.pi * (0.5 - torch.rand(n, generator=gen, dtype=torch.float64))
+    return q.clamp(max=1 - 1e-6), phi
+
+
+def _same_angle(a, b):
+    """Major-axis angles are defined modulo pi."""
+    return torch.remainder(a - b + math.pi / 2, math.pi) - math.pi / 2
+
+
+def test_qphi_e1e2_round_trip():
+    q, phi = _qphi()
+    q2, phi2 = e1e2_to_qphi(*qphi_to_e1e2(q, phi))
+    torch.testing.assert_close(q2, q, rtol=0, atol=1e-12)
+    torch.testing.assert_close(_same_angle(phi2, phi), torch.zeros_like(phi), rtol=0, atol=1e-9)
+    assert torch.all(phi2 > -math.pi / 2) and torch.all(phi2 <= math.pi / 2)
+
+
+def test_angle_is_defined_modulo_pi_and_round_lens_has_zero_ellipticity():
+    q = torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64)
+    phi = torch.tensor([0.3, 0.3 + math.pi, 1.1], dtype=torch.float64)
     e1, e2 = qphi_to_e1e2(q, phi)
+    torch.testing.assert_close(e1[0], e1[1]), torch.testing.assert_close(e2[0], e2[1])
+    assert e1[2] == 0 and e2[2] == 0
+
+
+def test_known_values():
+    """q = 0.5, phi = 0: e = 1/3 along x; phi = 45 deg: e2 = 1/3; paper eps = 1 - q = 0.5."""
+    q = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    phi = torch.tensor([0.0, math.pi / 4], dtype=torch.float64)
+    e1, e2 = qphi_to_e1e2(q, phi)
+    torch.testing.assert_close(e1, torch.tensor([1 / 3, 0.0], dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(e2, torch.tensor([0.0, 1 / 3], dtype=torch.float64), rtol=0, atol=1e-15)
+    eps_x, eps_y = e1e2_to_paper(e1, e2)
+    torch.testing.assert_close(eps_x, torch.tensor([0.5, 0.0], dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(eps_y, torch.tensor([0.0, 0.5], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_qphi_e1e2_agree_with_lenstronomy_param_util():
+    param_util = pytest.importorskip("lenstronomy.Util.param_util")
+    q, phi = _qphi(50, seed=1)
+    e1, e2 = qphi_to_e1e2(q, phi)
+    for qi, phii, e1i, e2i in zip(q.tolist(), phi.tolist(), e1.tolist(), e2.tolist()):
+        e1_l, e2_l = param_util.phi_q2_ellipticity(phii, qi)
+        assert e1i == pytest.approx(e1_l, abs=1e-14) and e2i == pytest.approx(e2_l, abs=1e-14)
     q2, phi2 = e1e2_to_qphi(e1, e2)
-    torch.testing.assert_close(q2, q)
-    torch.testing.assert_close(torch.cos(2 * phi2), torch.cos(2 * phi))
-    torch.testing.assert_close(torch.sin(2 * phi2), torch.sin(2 * phi))
-    le1, le2 = param_util.phi_q2_ellipticity(phi.numpy(), q.numpy())
-    np.testing.assert_allclose(e1.numpy(), le1, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(e2.numpy(), le2, rtol=0, atol=1e-12)
-    lphi, lq = param_util.ellipticity2phi_q(e1.numpy(), e2.numpy())
-    np.testing.assert_allclose(q2.numpy(), lq, atol=1e-12)
-    np.testing.assert_allclose(np.cos(2 * phi2.numpy()), np.cos(2 * lphi), atol=1e-12)
+    for e1i, e2i, qi, phii in zip(e1.tolist(), e2.tolist(), q2.tolist(), phi2.tolist()):
+        phi_l, q_l = param_util.ellipticity2phi_q(e1i, e2i)
+        assert qi == pytest.approx(q_l, abs=1e-14)
+        assert _same_angle(torch.tensor(phii), torch.tensor(phi_l)).abs() < 1e-12
 
 
-def test_paper_convention_round_trip():
-    q, phi = _random_qphi()
+def test_paper_e1e2_round_trips():
+    q, phi = _qphi(seed=2)
     e1, e2 = qphi_to_e1e2(q, phi)
-    ex, ey = e1e2_to_paper(e1, e2)
-    torch.testing.assert_close(torch.sqrt(ex**2 + ey**2), 1 - q)
-    b1, b2 = paper_to_e1e2(ex, ey)
-    torch.testing.assert_close(b1, e1)
-    torch.testing.assert_close(b2, e2)
+    eps_x, eps_y = e1e2_to_paper(e1, e2)
+    torch.testing.assert_close(torch.hypot(eps_x, eps_y), 1 - q, rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.stack(paper_to_e1e2(eps_x, eps_y)), torch.stack([e1, e2]), rtol=0, atol=1e-12)
+    eps = torch.stack(e1e2_to_paper(*paper_to_e1e2(eps_x, eps_y)))
+    torch.testing.assert_close(eps, torch.stack([eps_x, eps_y]), rtol=0, atol=1e-12)
 
 
-def test_param_tensor_order_round_trip():
-    t = torch.arange(15, dtype=torch.float32).reshape(3, 5) / 50 + 0.1
-    params = LensParams.from_tensor(t)
+def test_paper_sign_ambiguity_is_a_right_angle_rotation():
+    """(eps_x, eps_y) and (-eps_x, -eps_y): same q, major axes 90 degrees apart, e -> -e."""
+    eps_x = torch.tensor([0.3, -0.1], dtype=torch.float64)
+    eps_y = torch.tensor([0.2, 0.5], dtype=torch.float64)
+    e1, e2 = paper_to_e1e2(eps_x, eps_y)
+    e1m, e2m = paper_to_e1e2(-eps_x, -eps_y)
+    torch.testing.assert_close(e1m, -e1), torch.testing.assert_close(e2m, -e2)
+
+
+def _params(n=6, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    q, phi = _qphi(n, seed)
+    theta_E = 0.1 + 2.9 * torch.rand(n, generator=gen, dtype=torch.float64)
+    cx, cy = 0.28 * (2 * torch.rand(2, n, generator=gen, dtype=torch.float64) - 1)
+    return LensParams.from_qphi(theta_E, q, phi, cx, cy), (theta_E, q, phi, cx, cy)
+
+
+def test_lens_params_tensor_round_trip_in_param_names_order():
+    params, (theta_E, q, phi, cx, cy) = _params()
+    table = params.to_tensor()
     assert PARAM_NAMES == ("theta_E", "e1", "e2", "center_x", "center_y")
-    torch.testing.assert_close(params.to_tensor(), t)
-    assert params.to_lenstronomy()[1]["center_x"] == float(t[1, 3])
+    assert len(PARAM_UNITS) == len(PARAM_NAMES) and table.shape == (6, 5)
+    for column, name in enumerate(PARAM_NAMES):
+        assert torch.equal(table[:, column], getattr(params, name))
+    torch.testing.assert_close(table[:, 0], theta_E, rtol=0, atol=0)
+    torch.testing.assert_close(table[:, 3], cx, rtol=0, atol=0)
+    again = LensParams.from_tensor(table)
+    for name in PARAM_NAMES:
+        assert torch.equal(getattr(again, name), getattr(params, name))
+    q2, phi2 = params.qphi()
+    torch.testing.assert_close(q2, q, rtol=0, atol=1e-12)
+    assert _same_angle(phi2, phi).abs().max() < 1e-9
 
 
-def test_pixel_grid_matches_lenstronomy_in_fits_row_order():
-    n, scale = 17, 0.05
-    ours_x, ours_y = PixelGrid(n, scale).coordinates(dtype=torch.float64)
-    theirs = LenstronomyGrid(nx=n, ny=n, transform_pix2angle=np.diag([scale, scale]),
-                             ra_at_xy_0=-(n - 1) / 2 * scale, dec_at_xy_0=-(n - 1) / 2 * scale)
-    tx, ty = theirs.pixel_coordinates
-    np.testing.assert_allclose(ours_x.numpy(), tx, atol=1e-12)
-    np.testing.assert_allclose(ours_y.numpy(), ty, atol=1e-12)
-    assert ours_y[0, 0] < ours_y[-1, 0]  # row 0 is the bottom (FITS order)
-    assert abs(ours_x.mean()) < 1e-12 and abs(ours_y.mean()) < 1e-12  # origin at the image centre
+def test_lens_params_to_lenstronomy_and_dtype():
+    params, _ = _params(2)
+    kwargs = params.to_lenstronomy()
+    assert len(kwargs) == 2 and list(kwargs[0]) == list(PARAM_NAMES)
+    assert kwargs[1]["e2"] == params.e2[1].item()
+    p32 = params.to(dtype=torch.float32)
+    assert all(getattr(p32, n).dtype == torch.float32 for n in PARAM_NAMES) and p32.batch_size == 2
 
 
-def test_pixel_sky_round_trip():
-    grid = PixelGrid(192, 0.04)
-    row, col = grid.sky_to_pixel(torch.tensor(0.4), torch.tensor(-1.2))
-    x, y = grid.pixel_to_sky(row, col)
-    assert abs(x.item() - 0.4) < 1e-6 and abs(y.item() + 1.2) < 1e-6
+def test_documented_pixel_convention():
+    """Pixel (i, j) (row, column) is centred at x = (j - (N-1)/2) scale, y = (i - (N-1)/2) scale."""
+    n, scale = 7, 0.04
+    x, y = PixelGrid(n, scale).coordinates(dtype=torch.float64)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    np.testing.assert_allclose(x.numpy(), (j - (n - 1) / 2) * scale, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(y.numpy(), (i - (n - 1) / 2) * scale, rtol=0, atol=1e-15)

@@ -129,10 +129,14 @@ class LensParams:
 
     @classmethod
     def from_qphi(cls, theta_E, q, phi, center_x, center_y) -> "LensParams":
-        """Build from axis ratio q and major-axis angle phi (radians) instead of e1, e2."""
-        q = torch.as_tensor(q)
+        """Build from axis ratio q and major-axis angle phi (radians) instead of e1, e2.
+
+        q and phi are (B,) tensors, checked (shape, NaN, 0 < q <= 1) under their own names.
+        """
+        q = check_batch_vector("q", q)
+        phi = check_batch_vector("phi", phi, q.shape[0])
         check_range("q", q, min=0.0, max=1.0, min_open=True, detail="the axis ratio is minor/major")
-        e1, e2 = qphi_to_e1e2(q, torch.as_tensor(phi))
+        e1, e2 = qphi_to_e1e2(q, phi)
         return cls(theta_E, e1, e2, center_x, center_y)
 
     def to_tensor(self) -> torch.Tensor:

@@ -1,10 +1,30 @@
-"""Base class of thin lenses: the lens equation written once."""
+"""Base class of thin lenses: the lens equation written once, and the check of coordinate shapes."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["LensProfile"]
+from lensnet.errors import LensnetShapeError
+
+__all__ = ["LensProfile", "check_coordinates"]
+
+
+def check_coordinates(x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+    """Raise :class:`~lensnet.errors.LensnetShapeError` unless x, y suit a batch of ``batch`` lenses.
+
+    Parameters
+    ----------
+    x, y : Tensor, (H, W) or (B, H, W), arcsec
+        Image-plane positions; both of the same shape, with B equal to ``batch`` (or 1).
+    batch : int
+        Number of lenses B.
+    """
+    if x.ndim not in (2, 3):
+        raise LensnetShapeError("x", x.shape, f"(H, W) or ({batch}, H, W)")
+    if y.shape != x.shape:
+        raise LensnetShapeError("y", y.shape, f"{tuple(x.shape)}, the shape of x")
+    if x.ndim == 3 and x.shape[0] not in (1, batch):
+        raise LensnetShapeError("x", x.shape, f"(H, W) or ({batch}, H, W) to match the {batch} lenses")
 
 
 class LensProfile:

@@ -7,6 +7,7 @@ centre, FITS row order (row 0 at the bottom, smallest y).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,9 +33,9 @@ class PixelGrid:
     pixel_scale: float = 0.04
 
     def __post_init__(self):
-        if int(self.n_pix) != self.n_pix or self.n_pix < 1:
+        if not _is_positive_int(self.n_pix):
             raise LensnetRangeError("n_pix", self.n_pix, 1, None, "the number of pixels per side must be a positive integer")
-        if not self.pixel_scale > 0:
+        if not _is_positive_finite(self.pixel_scale):
             raise LensnetRangeError("pixel_scale", self.pixel_scale, 0, None, "the pixel scale (arcsec/pixel) must be positive")
 
     @property
@@ -46,9 +47,9 @@ class PixelGrid:
         """Sky coordinates (x, y) in arcsec of the (sub)pixel centres, each of shape (n*s, n*s).
 
         With ``supersample`` s, every pixel is split into s x s sub-pixels; averaging s x s blocks of
-        a quantity evaluated here gives its pixel average (see :func:`bin_supersampled`).
+        a quantity evaluated here gives its pixel average (as :func:`lensnet.simulate.render.render` does).
         """
-        if int(supersample) != supersample or supersample < 1:
+        if not _is_positive_int(supersample):
             raise LensnetRangeError("supersample", supersample, 1, None, "must be a positive integer")
         n = self.n_pix * supersample
         step = self.pixel_scale / supersample
@@ -65,3 +66,18 @@ class PixelGrid:
         """Sky (x, y) in arcsec to fractional pixel indices (row, column)."""
         c = (self.n_pix - 1) / 2
         return torch.as_tensor(y) / self.pixel_scale + c, torch.as_tensor(x) / self.pixel_scale + c
+
+
+def _is_positive_int(value) -> bool:
+    """True for 1, 2, ... (also 3.0), False for bools, NaN, inf, fractions and non-numbers."""
+    try:
+        return not isinstance(value, bool) and value >= 1 and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _is_positive_finite(value) -> bool:
+    try:
+        return math.isfinite(value) and value > 0
+    except TypeError:
+        return False

@@ -17,8 +17,13 @@ the Hessian is f_x'x' = b y'^2 / (psi r^2), f_y'y' = b x'^2 / (psi r^2), f_x'y' 
 with r^2 = x'^2 + y'^2. Hence f_xx f_yy - f_xy^2 = 0 and det A = 1 - 2 kappa = 1 - b / psi: the
 tangential critical curve is the ellipse psi = b and there is no radial critical curve, only the cut.
 
+At q = 1 (c = 0, the SIS) b/c arctan(c x'/psi) and b/c artanh(c y'/psi) are 0/0; c is therefore
+raised to at least sqrt(eps) of the dtype, which changes them by a relative c^2/3 <= eps/3, below
+rounding: the SIS limit alpha = theta_E (x, y)/r holds to rounding in float32 and float64.
+
 All parameters are (B,) tensors (arcsec where dimensional); coordinates are (H, W) or (B, H, W),
-in arcsec; outputs are (B, H, W). Works on any device, in float32 and float64.
+in arcsec; outputs are (B, H, W). Works on any device, in float32 and float64. The public
+``sie_*`` functions validate their inputs; :class:`SIE` validates its parameters once, when built.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import math
 import torch
 
 from lensnet.conventions import LensParams, e1e2_to_qphi
-from lensnet.lensing.base import LensProfile
+from lensnet.lensing.base import LensProfile, check_coordinates
 
 __all__ = [
     "SIE",
@@ -42,41 +47,6 @@ __all__ = [
 ]
 
 
-def _q_clamped(q: torch.Tensor) -> torch.Tensor:
-    # q = 1 is the SIS, where b/c * arctan(c u) -> b u is 0/0; a q a hair below 1 gives the limit to
-    # better than 1e-7 relative (error ~ c^2 u^2 / 3) in both float32 and float64.
-    eps = 1e-8 if q.dtype == torch.float64 else 1e-5
-    return q.clamp(max=1 - eps)
-
-
-def _frame(x, y, theta_E, e1, e2, center_x, center_y):
-    """Major-axis frame coordinates (B, H, W), plus b, q, cos phi, sin phi shaped (B, 1, 1)."""
-    q, phi = e1e2_to_qphi(e1, e2)
-    q = _q_clamped(q)
-    expand = lambda t: t[:, None, None]  # noqa: E731 - (B,) -> (B, 1, 1)
-    cos, sin = expand(torch.cos(phi)), expand(torch.sin(phi))
-    dx, dy = x - expand(center_x), y - expand(center_y)
-    xp = cos * dx + sin * dy
-    yp = -sin * dx + cos * dy
-    b = expand(theta_E * torch.sqrt(q))
-    return xp, yp, b, expand(q), cos, sin
-
-
-def _psi(xp, yp, q):
-    tiny = torch.finfo(xp.dtype).tiny ** 0.5  # keeps 0/0 at the exact centre finite
-    return torch.sqrt(q**2 * xp**2 + yp**2).clamp_min(tiny)
-
-
-def _deflection_major_axis(xp, yp, b, q):
-    c = torch.sqrt((1 - q) * (1 + q))
-    psi = _psi(xp, yp, q)
-    # atan2 instead of atan of the ratio: same value, about twice as fast on CPUs. The atanh argument
-    # is bounded by c < 1 because |y'| <= psi, so it never reaches the pole.
-    ax = b / c * torch.atan2(c * xp, psi)
-    ay = b / c * torch.atanh(c * yp / psi)
-    return ax, ay
-
-
 def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y) -> tuple[torch.Tensor, torch.Tensor]:
     """Deflection angle (alpha_x, alpha_y) in arcsec, each (B, H, W); Keeton 2001 eqs. 34-35.
 
@@ -86,55 +56,39 @@ def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y) -> tuple[torch.Ten
         Image-plane positions.
     theta_E, e1, e2, center_x, center_y : Tensor, (B,)
         SIE parameters in the lensnet convention (:mod:`lensnet.conventions`).
+
+    Raises
+    ------
+    LensnetShapeError, LensnetRangeError, LensnetValueError
+        For badly shaped coordinates or parameters, theta_E <= 0, |e| >= 1 or non-finite parameters.
     """
-    xp, yp, b, q, cos, sin = _frame(x, y, theta_E, e1, e2, center_x, center_y)
-    axp, ayp = _deflection_major_axis(xp, yp, b, q)
-    return cos * axp - sin * ayp, sin * axp + cos * ayp
+    return _deflection(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y))
 
 
 def sie_convergence(x, y, theta_E, e1, e2, center_x, center_y) -> torch.Tensor:
-    """Convergence kappa = theta_E / (2 sqrt(q x'^2 + y'^2/q)), dimensionless, (B, H, W)."""
-    xp, yp, b, q, _, _ = _frame(x, y, theta_E, e1, e2, center_x, center_y)
-    return b / (2 * _psi(xp, yp, q))
+    """Convergence kappa = theta_E / (2 sqrt(q x'^2 + y'^2/q)), dimensionless, (B, H, W).
+
+    Arguments and errors as :func:`sie_deflection`.
+    """
+    return _convergence(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y))
 
 
 def sie_potential(x, y, theta_E, e1, e2, center_x, center_y) -> torch.Tensor:
-    """Lensing potential phi = x' alpha_x' + y' alpha_y' in arcsec^2, (B, H, W) (Keeton 2001 eq. 33, s = 0)."""
-    xp, yp, b, q, _, _ = _frame(x, y, theta_E, e1, e2, center_x, center_y)
-    axp, ayp = _deflection_major_axis(xp, yp, b, q)
-    return xp * axp + yp * ayp
+    """Lensing potential phi = x' alpha_x' + y' alpha_y' in arcsec^2, (B, H, W) (Keeton 2001 eq. 33, s = 0).
+
+    Arguments and errors as :func:`sie_deflection`.
+    """
+    return _potential(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y))
 
 
 def sie_hessian(x, y, theta_E, e1, e2, center_x, center_y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Second derivatives of the potential (f_xx, f_xy, f_yy), dimensionless, each (B, H, W).
 
     In the major-axis frame f_x'x' = b y'^2/(psi r^2), f_y'y' = b x'^2/(psi r^2),
-    f_x'y' = -b x'y'/(psi r^2); rotated to the sky frame as H = R H' R^T.
+    f_x'y' = -b x'y'/(psi r^2); rotated to the sky frame as H = R H' R^T. Arguments and errors as
+    :func:`sie_deflection`; at the centre itself, where the Hessian is singular, it returns 0.
     """
-    xp, yp, b, q, cos, sin = _frame(x, y, theta_E, e1, e2, center_x, center_y)
-    psi = _psi(xp, yp, q)
-    norm = b / (psi * (xp**2 + yp**2).clamp_min(torch.finfo(xp.dtype).tiny))
-    hxx, hyy, hxy = norm * yp**2, norm * xp**2, -norm * xp * yp
-    fxx = cos**2 * hxx - 2 * cos * sin * hxy + sin**2 * hyy
-    fyy = sin**2 * hxx + 2 * cos * sin * hxy + cos**2 * hyy
-    fxy = cos * sin * (hxx - hyy) + (cos**2 - sin**2) * hxy
-    return fxx, fxy, fyy
-
-
-def _ellipse_points(n_points: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    t = torch.linspace(0, 2 * math.pi, n_points + 1, device=like.device, dtype=like.dtype)[:-1]
-    return torch.cos(t), torch.sin(t)
-
-
-def _to_sky(xp, yp, cos, sin, center_x, center_y):
-    return cos * xp - sin * yp + center_x[:, None], sin * xp + cos * yp + center_y[:, None]
-
-
-def _curve_frame(params: LensParams):
-    q, phi = params.qphi()
-    q = _q_clamped(q)[:, None]
-    b = (params.theta_E * torch.sqrt(q[:, 0]))[:, None]
-    return b, q, torch.cos(phi)[:, None], torch.sin(phi)[:, None]
+    return _hessian(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y))
 
 
 def sie_critical_curve(params: LensParams, n_points: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,21 +144,22 @@ class SIE(LensProfile):
     def __init__(self, params: LensParams):
         self.params = params
 
-    def _args(self):
+    def _args(self, x, y):
         p = self.params
+        check_coordinates(x, y, p.batch_size)
         return p.theta_E, p.e1, p.e2, p.center_x, p.center_y
 
     def deflection(self, x, y):
-        return sie_deflection(x, y, *self._args())
+        return _deflection(x, y, *self._args(x, y))
 
     def convergence(self, x, y):
-        return sie_convergence(x, y, *self._args())
+        return _convergence(x, y, *self._args(x, y))
 
     def potential(self, x, y):
-        return sie_potential(x, y, *self._args())
+        return _potential(x, y, *self._args(x, y))
 
     def hessian(self, x, y):
-        return sie_hessian(x, y, *self._args())
+        return _hessian(x, y, *self._args(x, y))
 
     def critical_curve(self, n_points: int = 256):
         return sie_critical_curve(self.params, n_points)
@@ -214,3 +169,87 @@ class SIE(LensProfile):
 
     def cut(self, n_points: int = 256):
         return sie_cut(self.params, n_points)
+
+
+def _checked(x, y, theta_E, e1, e2, center_x, center_y):
+    p = LensParams(theta_E, e1, e2, center_x, center_y)
+    check_coordinates(x, y, p.batch_size)
+    return p.theta_E, p.e1, p.e2, p.center_x, p.center_y
+
+
+def _deflection(x, y, theta_E, e1, e2, center_x, center_y):
+    xp, yp, b, q, cos, sin = _frame(x, y, theta_E, e1, e2, center_x, center_y)
+    axp, ayp = _deflection_major_axis(xp, yp, b, q)
+    return cos * axp - sin * ayp, sin * axp + cos * ayp
+
+
+def _convergence(x, y, theta_E, e1, e2, center_x, center_y):
+    xp, yp, b, q, _, _ = _frame(x, y, theta_E, e1, e2, center_x, center_y)
+    return b / (2 * _psi(xp, yp, q))
+
+
+def _potential(x, y, theta_E, e1, e2, center_x, center_y):
+    xp, yp, b, q, _, _ = _frame(x, y, theta_E, e1, e2, center_x, center_y)
+    axp, ayp = _deflection_major_axis(xp, yp, b, q)
+    return xp * axp + yp * ayp
+
+
+def _hessian(x, y, theta_E, e1, e2, center_x, center_y):
+    xp, yp, b, q, cos, sin = _frame(x, y, theta_E, e1, e2, center_x, center_y)
+    b_psi = b / _psi(xp, yp, q)
+    # Ratios first: at the centre they are 0/tiny = 0, where b/(psi r^2) would overflow to inf * 0.
+    r2 = (xp**2 + yp**2).clamp_min(torch.finfo(xp.dtype).tiny)
+    hxx, hyy, hxy = b_psi * (yp**2 / r2), b_psi * (xp**2 / r2), -b_psi * (xp * yp / r2)
+    fxx = cos**2 * hxx - 2 * cos * sin * hxy + sin**2 * hyy
+    fyy = sin**2 * hxx + 2 * cos * sin * hxy + cos**2 * hyy
+    fxy = cos * sin * (hxx - hyy) + (cos**2 - sin**2) * hxy
+    return fxx, fxy, fyy
+
+
+def _frame(x, y, theta_E, e1, e2, center_x, center_y):
+    """Major-axis frame coordinates (B, H, W), plus b, q, cos phi, sin phi shaped (B, 1, 1)."""
+    q, phi = e1e2_to_qphi(e1, e2)
+    expand = lambda t: t[:, None, None]  # noqa: E731 - (B,) -> (B, 1, 1)
+    cos, sin = expand(torch.cos(phi)), expand(torch.sin(phi))
+    dx, dy = x - expand(center_x), y - expand(center_y)
+    xp = cos * dx + sin * dy
+    yp = -sin * dx + cos * dy
+    b = expand(theta_E * torch.sqrt(q))
+    return xp, yp, b, expand(q), cos, sin
+
+
+def _psi(xp, yp, q):
+    tiny = torch.finfo(xp.dtype).tiny ** 0.5  # keeps 0/0 at the exact centre finite
+    return torch.sqrt(q**2 * xp**2 + yp**2).clamp_min(tiny)
+
+
+def _deflection_major_axis(xp, yp, b, q):
+    c = _eccentricity(q)
+    psi = _psi(xp, yp, q)
+    # atan2 instead of atan of the ratio: same value, about twice as fast on CPUs. The atanh argument
+    # is bounded by c < 1 because |y'| <= psi, so it never reaches the pole.
+    return b / c * torch.atan2(c * xp, psi), b / c * torch.atanh(c * yp / psi)
+
+
+def _eccentricity(q):
+    """c = sqrt(1 - q^2), at least sqrt(eps): b/c arctan(c u) -> b u without 0/0 at q = 1 (the SIS).
+
+    The floor changes b/c arctan(c u) and b/c artanh(c u) by a relative ~c^2 u^2 / 3 <= eps/3
+    (|u| <= 1/q ~ 1 where it applies), below rounding.
+    """
+    return torch.sqrt((1 - q) * (1 + q)).clamp_min(torch.finfo(q.dtype).eps ** 0.5)
+
+
+def _ellipse_points(n_points: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.linspace(0, 2 * math.pi, n_points + 1, device=like.device, dtype=like.dtype)[:-1]
+    return torch.cos(t), torch.sin(t)
+
+
+def _to_sky(xp, yp, cos, sin, center_x, center_y):
+    return cos * xp - sin * yp + center_x[:, None], sin * xp + cos * yp + center_y[:, None]
+
+
+def _curve_frame(params: LensParams):
+    q, phi = params.qphi()
+    b = (params.theta_E * torch.sqrt(q))[:, None]
+    return b, q[:, None], torch.cos(phi)[:, None], torch.sin(phi)[:, None]
