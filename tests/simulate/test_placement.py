@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from lensnet.sources.base import Source
+
 from lensnet.conventions import LensParams
 from lensnet.errors import LensnetRangeError, LensnetValueError
 from lensnet.lensing import SIE, PixelGrid
@@ -160,15 +162,36 @@ def test_flux_fraction_and_arcs_leaving_the_field():
 
 
 def test_unlensed_flux_of_a_source_at_the_field_edge():
-    # A source straddling the field edge: re-centred, the unlensed flux is the analytic total.
+    # A source straddling the field edge: its unlensed flux is the analytic total, not the part of it
+    # that falls on the field grid.
     grid = PixelGrid(48, 0.05)
     x, y = torch.tensor([1.15], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
     source = _small_sersic(x, y, radius=0.15)
     lens = SIE(_same_lens(1, theta_E=1.0, q=0.8))
-    centred = acceptance(lens, source, grid, 2, source_center=(x, y))
-    in_place = acceptance(lens, source, grid, 2)
+    result = acceptance(lens, source, grid, 2)
+    total = result.images.sum() / result.flux_fraction / result.magnification
+    assert total.item() == pytest.approx(source.total_flux().item(), rel=1e-6)
+
+
+class _NoAnalyticFlux(Source):
+    """A Sérsic without total_flux: acceptance falls back to rendering it re-centred."""
+
+    def __init__(self, inner):
+        self.inner, self.batch_size = inner, inner.batch_size
+
+    def surface_brightness(self, x, y):
+        return self.inner.surface_brightness(x, y)
+
+
+def test_unlensed_flux_fallback_renders_the_source_recentred():
+    grid = PixelGrid(48, 0.05)
+    x, y = torch.tensor([1.15], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
+    inner = _small_sersic(x, y, radius=0.15)
+    lens = SIE(_same_lens(1, theta_E=1.0, q=0.8))
+    centred = acceptance(lens, _NoAnalyticFlux(inner), grid, 2, source_center=(x, y))
+    in_place = acceptance(lens, _NoAnalyticFlux(inner), grid, 2)
     total = centred.images.sum() / centred.flux_fraction / centred.magnification
-    assert total.item() == pytest.approx(source.total_flux().item(), rel=0.01)
+    assert total.item() == pytest.approx(inner.total_flux().item(), rel=0.01)
     assert in_place.magnification > 1.2 * centred.magnification
 
 

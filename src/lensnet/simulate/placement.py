@@ -24,6 +24,8 @@ uniformly inside it (two uniforms, reflected when their sum exceeds 1).
 
 Acceptance (REFERENCE.md): a lens is kept if at least 99% of its lensed flux falls inside the field
 and its total magnification (lensed over unlensed flux) is at least 2; see :func:`acceptance`.
+:func:`draw_accepted` first screens every candidate on a cheap wide, coarse render and renders at full
+resolution only the candidates that can pass, so rejected lenses cost a quarter of a render.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class AcceptedLenses:
         As in :class:`Acceptance`.
     rounds : int
         Rounds of drawing it took.
+    source_record : dict of (B,) tensors
+        The accepted entries of the sources' ``record`` (e.g. the source type of a mixture).
     """
 
     params: LensParams
@@ -123,6 +127,7 @@ class AcceptedLenses:
     flux_fraction: torch.Tensor
     magnification: torch.Tensor
     rounds: int
+    source_record: dict = None
 
 
 def placement_regions(params: LensParams, growth: float = 0.15, shrink: float = 0.7, n_vertices: int = 128):
@@ -229,8 +234,8 @@ def acceptance(lens: LensProfile, source: Source, grid: PixelGrid, supersample: 
     supersample : int
         Sub-pixels per pixel side of the field image, >= 1 [2].
     source_center : (Tensor, Tensor), optional
-        Source centres (B,) arcsec; when given, the unlensed flux is measured on the field grid
-        re-centred on each source, so sources near the field edge are fully counted [None: in place].
+        Source centres (B,) arcsec, used only for sources without an analytic ``total_flux``: their
+        unlensed flux is then rendered on the field grid re-centred on each source.
 
     Returns
     -------
@@ -241,25 +246,39 @@ def acceptance(lens: LensProfile, source: Source, grid: PixelGrid, supersample: 
     Notes
     -----
     F_in is the flux of the field image. The flux outside, F_out, is measured on a grid twice as
-    wide (n_pix pixels of twice the size) with half the supersampling (at least 1): a quarter of the
-    rays of the field image at s = 2. Each wide pixel counts by its area outside the field, which is
-    exact for any n_pix. Then flux_fraction = F_in / (F_in + F_out) and magnification =
-    (F_in + F_out) / F_unlensed, with F_unlensed rendered like the field image. The coarse sampling
-    touches only F_out, which is at most 1% of the total for a kept lens: on the paper's grid, for
-    lenses keeping > 90% of their flux in the field, the fraction is within 0.0025 of a full-resolution
-    render three times as wide. Arcs beyond the wide grid (a field width from the centre) are missed.
+    wide (n_pix pixels of twice the size, one ray per pixel); each wide pixel counts by its area
+    outside the field, which is exact for any n_pix. Then flux_fraction = F_in / (F_in + F_out) and
+    magnification = (F_in + F_out) / F_unlensed, with F_unlensed the source's analytic total flux.
+    The coarse sampling touches only F_out, at most 1% of the total for a kept lens. Arcs beyond the
+    wide grid (a field width from the centre) are missed.
     """
+    wide = _WideScreen(lens, source, grid)
     images = render(lens, source, grid, supersample)
-    wide = PixelGrid(grid.n_pix, 2 * grid.pixel_scale)
-    wide_image = render(lens, source, wide, max(1, supersample // 2))
-    outside = 1 - _field_overlap(grid, wide, images.device, images.dtype)
     flux_in = images.sum((1, 2))
-    total = flux_in + (wide_image * outside).sum((1, 2))
-    if source_center is not None:
-        source = _Recentred(source_center[0], source_center[1], source)
-    unlensed = render_unlensed(source, grid, supersample).sum((1, 2))
+    total = flux_in + wide.flux_out
+    unlensed = _unlensed_flux(source, grid, supersample, source_center)
     tiny = torch.finfo(images.dtype).tiny
     return Acceptance(images, flux_in / total.clamp_min(tiny), total / unlensed.clamp_min(tiny))
+
+
+class _WideScreen:
+    """Flux outside the field and a coarse estimate of the total, from one wide render at 1 ray/pixel."""
+
+    def __init__(self, lens: LensProfile, source: Source, grid: PixelGrid):
+        wide = PixelGrid(grid.n_pix, 2 * grid.pixel_scale)
+        image = render(lens, source, wide, 1)
+        outside = 1 - _field_overlap(grid, wide, image.device, image.dtype)
+        self.flux_out = (image * outside).sum((1, 2))
+        self.flux_total = image.sum((1, 2))
+
+
+def _unlensed_flux(source: Source, grid: PixelGrid, supersample: int, source_center=None) -> torch.Tensor:
+    try:
+        return source.total_flux()
+    except NotImplementedError:
+        if source_center is not None:
+            source = _Recentred(source_center[0], source_center[1], source)
+        return render_unlensed(source, grid, supersample).sum((1, 2))
 
 
 def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., Source], grid: PixelGrid,
@@ -268,8 +287,10 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
     """Draw lenses and sources until ``batch_size`` pass the acceptance cuts, redrawing only the rejected.
 
     Each round is fully batched over the lenses still pending: parameters from ``prior``, source
-    centres from :func:`place_sources`, sources from ``make_source``, statistics from
-    :func:`acceptance`.
+    centres from :func:`place_sources`, sources from ``make_source``. A wide coarse render screens out
+    the candidates that cannot pass (coarse flux fraction below the cut minus 0.02, or coarse
+    magnification below 0.8 of the cut); the others are rendered at full resolution and judged
+    exactly as :func:`acceptance` does.
 
     Parameters
     ----------
@@ -278,7 +299,9 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
     prior : LensPrior
         Lens parameter prior.
     make_source : callable
-        ``make_source(x, y, generator) -> Source``: n sources centred on (x, y), each (n,) arcsec.
+        ``make_source(x, y, generator) -> Source``: n sources centred on (x, y), each (n,) arcsec. If
+        the source has a ``record`` dict of (n,) tensors, the accepted entries are returned in
+        :attr:`AcceptedLenses.source_record`.
     grid : PixelGrid
         The field.
     generator : torch.Generator
@@ -310,20 +333,36 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
     params = torch.zeros(batch_size, 5, device=device, dtype=dtype)
     stats = torch.zeros(batch_size, 5, device=device, dtype=dtype)  # x, y, region, flux fraction, mu
     images = torch.zeros(batch_size, n_pix, n_pix, device=device, dtype=dtype)
+    source_record: dict[str, torch.Tensor] = {}
     pending = torch.arange(batch_size, device=device)
     for rounds in range(1, cuts.max_rounds + 1):
         lens = prior.sample(pending.numel(), generator, device=device, dtype=dtype)
         x, y, region = place_sources(lens, generator, cuts.caustic_growth_arcsec, cuts.cut_shrink)
-        result = acceptance(SIE(lens), make_source(x, y, generator), grid, supersample, source_center=(x, y))
-        ok = result.accepted(cuts.min_flux_fraction, cuts.min_magnification)
-        done = pending[ok]
-        params[done] = lens.to_tensor()[ok]
-        stats[done] = torch.stack([x, y, region.to(dtype), result.flux_fraction, result.magnification], 1)[ok]
-        images[done] = result.images[ok]
-        pending = pending[~ok]
+        source = make_source(x, y, generator)
+        screen = _WideScreen(SIE(lens), source, grid)
+        unlensed = _unlensed_flux(source, grid, supersample, (x, y)).clamp_min(torch.finfo(dtype).tiny)
+        candidate = ((1 - screen.flux_out / screen.flux_total.clamp_min(torch.finfo(dtype).tiny)
+                      >= cuts.min_flux_fraction - 0.02)
+                     & (screen.flux_total / unlensed >= 0.8 * cuts.min_magnification)).nonzero().flatten()
+        sub = LensParams.from_tensor(lens.to_tensor()[candidate])
+        field = render(SIE(sub), source.take(candidate), grid, supersample)
+        flux_in = field.sum((1, 2))
+        total = flux_in + screen.flux_out[candidate]
+        fraction, mu = flux_in / total.clamp_min(torch.finfo(dtype).tiny), total / unlensed[candidate]
+        ok = (fraction >= cuts.min_flux_fraction) & (mu >= cuts.min_magnification)
+        kept = candidate[ok]
+        done = pending[kept]
+        params[done] = lens.to_tensor()[kept]
+        stats[done] = torch.stack([x[kept], y[kept], region[kept].to(dtype), fraction[ok], mu[ok]], 1)
+        images[done] = field[ok]
+        for key, value in getattr(source, "record", {}).items():
+            source_record.setdefault(key, torch.zeros(batch_size, dtype=value.dtype, device=device))[done] = value[kept]
+        remaining = torch.ones(pending.numel(), dtype=torch.bool, device=device)
+        remaining[kept] = False
+        pending = pending[remaining]
         if pending.numel() == 0:
             return AcceptedLenses(LensParams.from_tensor(params), stats[:, 0], stats[:, 1], stats[:, 2].long(),
-                                  images, stats[:, 3], stats[:, 4], rounds)
+                                  images, stats[:, 3], stats[:, 4], rounds, source_record)
     raise LensnetValueError(
         f"{pending.numel()} of {batch_size} lenses still failed the acceptance cuts (flux fraction >= "
         f"{cuts.min_flux_fraction}, magnification >= {cuts.min_magnification}) after {cuts.max_rounds} rounds; "

@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lensnet.conventions import LensParams, qphi_to_e1e2
+from lensnet.conventions import qphi_to_e1e2
 from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
-from lensnet.lensing import SIE, PixelGrid
+from lensnet.lensing import PixelGrid
 from lensnet.observe.pipeline import observe
 from lensnet.preprocess import normalize_images
 from lensnet.simulate.config import SimulationConfig
-from lensnet.simulate.placement import acceptance, place_sources
+from lensnet.simulate.placement import draw_accepted
 from lensnet.sources.banks import (SourceBank, fits_folder_bank, galsim_cosmos_bank,
                                    hubble_deep_field_bank)
+from lensnet.sources.base import Source
 from lensnet.sources.clumpy import draw_clumpy_sources
 from lensnet.sources.sersic import Sersic
 from lensnet.sources.stamps import StampSource
@@ -150,37 +151,20 @@ class LensSimulator:
     # -- drawing ---------------------------------------------------------------------------------
 
     def _draw_accepted(self, batch_size: int, gen: torch.Generator):
-        """Draw and render lenses, redrawing the rejected ones in batched rounds."""
+        """Draw and render lenses that pass the acceptance cuts (see :func:`draw_accepted`)."""
         cfg = self.config
-        n_pix = self.grid.n_pix
-        params = torch.zeros(batch_size, 5, device=self.device)
-        clean = torch.zeros(batch_size, n_pix, n_pix, device=self.device)
-        stats = torch.zeros(batch_size, 6, device=self.device)  # type, x, y, region, flux fraction, mu
-        pending = torch.arange(batch_size, device=self.device)
-        for _ in range(cfg.placement.max_rounds):
-            n = pending.numel()
-            lens = cfg.lens.sample(n, gen, device=self.device, dtype=torch.float32)
-            kind = self._draw_kind(n, gen)
-            x, y, region = place_sources(lens, gen, cfg.placement.caustic_growth_arcsec, cfg.placement.cut_shrink)
-            parts = [(idx, self._draw_source(t, x[idx], y[idx], gen))
-                     for t in range(len(SOURCE_TYPES)) if (idx := (kind == t).nonzero().flatten()).numel()]
-            images, flux_fraction, mu = acceptance(SIE(lens), MixtureSource(n, parts), self.grid, cfg.supersample)
-            ok = (flux_fraction >= cfg.placement.min_flux_fraction) & (mu >= cfg.placement.min_magnification)
-            done = pending[ok]
-            params[done] = lens.to_tensor()[ok]
-            clean[done] = images[ok]
-            stats[done] = torch.stack([kind.float(), x, y, region.float(), flux_fraction, mu], 1)[ok]
-            pending = pending[~ok]
-            if pending.numel() == 0:
-                break
-        else:
-            raise LensnetValueError(
-                f"{pending.numel()} of {batch_size} lenses failed the acceptance cuts in {cfg.placement.max_rounds} "
-                "rounds; loosen placement.min_magnification / min_flux_fraction or enlarge the field")
-        record = {"source_type": stats[:, 0].long(), "source_x": stats[:, 1], "source_y": stats[:, 2],
-                  "source_region": stats[:, 3].long(), "flux_fraction_in_field": stats[:, 4],
-                  "magnification": stats[:, 5]}
-        return LensParams.from_tensor(params), clean, record
+        drawn = draw_accepted(batch_size, cfg.lens, self._make_source, self.grid, gen,
+                              supersample=cfg.supersample, cuts=cfg.placement)
+        record = {"source_type": drawn.source_record["source_type"], "source_x": drawn.source_x,
+                  "source_y": drawn.source_y, "source_region": drawn.region,
+                  "flux_fraction_in_field": drawn.flux_fraction, "magnification": drawn.magnification}
+        return drawn.params, drawn.images, record
+
+    def _make_source(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> "MixtureSource":
+        kind = self._draw_kind(x.numel(), gen)
+        parts = [(idx, self._draw_source(t, x[idx], y[idx], gen))
+                 for t in range(len(SOURCE_TYPES)) if (idx := (kind == t).nonzero().flatten()).numel()]
+        return MixtureSource(x.numel(), parts, {"source_type": kind})
 
     def _draw_kind(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """Source type per lens (index into :data:`SOURCE_TYPES`) from the configured mixture."""
@@ -207,11 +191,14 @@ class LensSimulator:
                                    q_range=cfg.sersic_q, dtype=x.dtype)
 
 
-class MixtureSource:
-    """B sources of several types: ``parts`` is a list of (lens indices, source of those lenses)."""
+class MixtureSource(Source):
+    """B sources of several types: ``parts`` is a list of (lens indices, source of those lenses).
 
-    def __init__(self, batch_size: int, parts: list[tuple[torch.Tensor, object]]):
-        self.batch_size, self.parts = batch_size, parts
+    ``record`` holds (B,) tensors describing the sources (the type of each), kept by :meth:`take`.
+    """
+
+    def __init__(self, batch_size: int, parts: list[tuple[torch.Tensor, Source]], record: dict | None = None):
+        self.batch_size, self.parts, self.record = batch_size, parts, record or {}
 
     def surface_brightness(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         shape = x.shape if x.ndim == 3 else (self.batch_size, *x.shape)
@@ -219,3 +206,22 @@ class MixtureSource:
         for idx, source in self.parts:
             out[idx] = source.surface_brightness(x[idx] if x.ndim == 3 else x, y[idx] if y.ndim == 3 else y)
         return out
+
+    def total_flux(self) -> torch.Tensor:
+        out = None
+        for idx, source in self.parts:
+            flux = source.total_flux()
+            out = torch.zeros(self.batch_size, dtype=flux.dtype, device=flux.device) if out is None else out
+            out[idx] = flux
+        return out
+
+    def take(self, keep: torch.Tensor) -> "MixtureSource":
+        keep = keep.nonzero().flatten() if keep.dtype == torch.bool else keep
+        position = torch.full((self.batch_size,), -1, dtype=torch.long, device=keep.device)
+        position[keep] = torch.arange(keep.numel(), device=keep.device)
+        parts = []
+        for idx, source in self.parts:
+            new = position[idx]
+            selected = new >= 0
+            parts.append((new[selected], source.take(selected)))
+        return MixtureSource(keep.numel(), parts, {k: v[keep] for k, v in self.record.items()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 __all__ = ["Source"]
@@ -17,3 +19,24 @@ class Source:
 
     def surface_brightness(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def total_flux(self) -> torch.Tensor:
+        """Total (unlensed) flux of each source, (B,); the flux unit of the surface brightness."""
+        raise NotImplementedError(f"{type(self).__name__} has no analytic total flux")
+
+    #: Dataclass fields shared by the whole batch (never indexed by :meth:`take`).
+    _shared_fields: tuple[str, ...] = ()
+
+    def take(self, keep: torch.Tensor) -> "Source":
+        """The sources selected by ``keep`` ((B,) bool or indices); nested sources are indexed too.
+
+        Works for dataclass sources whose per-lens fields are batch-first tensors.
+        """
+        def pick(name, value):
+            if isinstance(value, Source):
+                return value.take(keep)
+            if torch.is_tensor(value) and value.ndim >= 1 and name not in self._shared_fields:
+                return value[keep]
+            return value
+        return dataclasses.replace(self, **{f.name: pick(f.name, getattr(self, f.name))
+                                            for f in dataclasses.fields(self) if f.init})

@@ -96,6 +96,11 @@ class ClumpySource(Source):
             out = torch.addcmul(out, expand(amp[:, k]), torch.exp2(r2 * expand(rate[:, k])))
         return out
 
+    def total_flux(self) -> torch.Tensor:
+        """Total flux, (B,): the body's analytic flux plus 2 pi sigma_k^2 A_k for each active clump."""
+        clumps = 2 * math.pi * self.clump_sigma**2 * self.clump_amplitude * self.active()
+        return self.body.total_flux() + clumps.sum(1)
+
     def with_center(self, center_x: torch.Tensor, center_y: torch.Tensor) -> "ClumpySource":
         """The same galaxies (body and clumps) moved to new centres (B,), arcsec."""
         return ClumpySource(self.body.with_center(center_x, center_y), self.clump_dx, self.clump_dy,

@@ -70,6 +70,8 @@ class StampSource(Source):
     1.0
     """
 
+    _shared_fields = ("bank",)
+
     bank: torch.Tensor
     index: torch.Tensor
     size: torch.Tensor
@@ -127,6 +129,23 @@ class StampSource(Source):
         r2 = dx * dx + dy * dy
         taper = 1 / (1 + (r2 / expand(self.taper_radius) ** 2) ** 3)
         return expand(self.amplitude) * sampled * taper
+
+    def total_flux(self) -> torch.Tensor:
+        """Total flux of each tapered stamp, (B,), flux.
+
+        The integral of the bilinear interpolant of a stamp with zero borders is the sum of its pixels
+        times the pixel area (size / S_x)^2; the taper, smooth on the pixel scale, is applied at pixel
+        centres. Rotation leaves the flux unchanged.
+        """
+        stamps = self._stamps[:, 0]
+        ny, nx = stamps.shape[-2:]
+        pixel = self.size / nx
+        iy = torch.arange(ny, device=stamps.device, dtype=pixel.dtype) - (ny - 1) / 2
+        ix = torch.arange(nx, device=stamps.device, dtype=pixel.dtype) - (nx - 1) / 2
+        d2 = iy[:, None] ** 2 + ix[None, :] ** 2
+        k = (pixel / self.taper_radius) ** 2
+        taper = 1 / (1 + (k[:, None, None] * d2) ** 3)
+        return self.amplitude * pixel**2 * (stamps.to(pixel.dtype) * taper).sum((-2, -1))
 
     def with_center(self, center_x: torch.Tensor, center_y: torch.Tensor) -> "StampSource":
         """The same stamps moved to new centres (B,), arcsec."""
