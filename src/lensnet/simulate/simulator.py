@@ -15,6 +15,7 @@ trains. Steps (Hezaveh et al. 2017, Methods; numbers in ``REFERENCE.md``):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +77,18 @@ class SimulatedBatch:
         return self.images.shape[0]
 
 
+@functools.lru_cache(maxsize=2)
+def _builtin_bank(stamp_size: int) -> SourceBank:
+    # Segmenting the deep field takes about a second; every simulator of a process shares the result
+    # (a SourceBank is immutable).
+    return hubble_deep_field_bank(stamp_size)
+
+
 def load_source_bank(spec: str, stamp_size: int = 64) -> SourceBank:
     """A real-galaxy bank from its config string: ``hubble_deep_field``, a saved bank, a COSMOS
     catalogue (.fits) or a folder of FITS stamps."""
     if spec == "hubble_deep_field":
-        return hubble_deep_field_bank(stamp_size)
+        return _builtin_bank(stamp_size)
     path = Path(spec)
     if path.is_dir():
         return fits_folder_bank(path, stamp_size=stamp_size)
