@@ -1,18 +1,72 @@
-"""`lensnet demo` writes its figure and prints the parameter table."""
+"""`lensnet demo` writes its figures and prints the parameter tables, with and without shipped weights."""
 
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
 from click.testing import CliRunner
 
+import lensnet.demo
+import lensnet.networks.pretrained
 from lensnet.cli import cli
+from lensnet.networks.pretrained import DEFAULT_PRETRAINED
+from lensnet.training.export import export_model
+
+_spec = importlib.util.spec_from_file_location(
+    "lensnet_tests_export_demo", Path(__file__).resolve().parent / "training" / "test_export.py")
+_export_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_export_tests)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def fast_demo(monkeypatch):
+    """One torch thread (as fast for a few images, and robust to busy cores); 8 test lenses, not 64."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr(lensnet.demo, "DEMO_TEST_LENSES", 8)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_demo_writes_png_and_table(tmp_path):
     out = tmp_path / "demo.png"
     result = CliRunner().invoke(cli, ["demo", "--num", "2", "--seed", "1", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.read_bytes()[:8] == PNG
     assert "theta_E" in result.output and "center_x" in result.output
 
 
 def test_demo_rejects_bad_num(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--num", "0", "--output", str(tmp_path / "x.png")])
     assert result.exit_code != 0
+
+
+def test_demo_without_weights_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(lensnet.demo, "list_pretrained", lambda: [])
+    out = tmp_path / "demo.png"
+    result = CliRunner().invoke(cli, ["demo", "--num", "1", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "No trained weights are installed" in result.output
+    assert not (tmp_path / "demo_estimates.png").exists()
+
+
+@pytest.fixture
+def shipped_tiny_model(tmp_path, monkeypatch):
+    """A random small network exported for the paper's 192 x 192 images, installed as the default model."""
+    folder = tmp_path / "weights"
+    ckpt = _export_tests.write_tiny_checkpoint(tmp_path / "last.ckpt", preset="paper")
+    export_model(ckpt, folder, name=DEFAULT_PRETRAINED)
+    monkeypatch.setattr(lensnet.networks.pretrained, "weights_directory", lambda: folder)
+    return folder
+
+
+def test_demo_estimates_test_lenses_with_shipped_weights(tmp_path, shipped_tiny_model):
+    out = tmp_path / "demo.png"
+    result = CliRunner().invoke(cli, ["demo", "--num", "1", "--seed", "2", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "estimate +- 1sig" in result.output and "68% errors over the 8 lenses" in result.output
+    assert "paper: combined network" in result.output
+    assert (tmp_path / "demo_estimates.png").read_bytes()[:8] == PNG

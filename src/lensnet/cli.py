@@ -42,9 +42,68 @@ def _not_built(stage: str, issue: str):
 
 
 @cli.command()
-def simulate():
-    """Simulate lenses with observational effects to an HDF5 dataset or a gallery PNG."""
-    _not_built("simulate", "issue 3")
+@click.option("--preset", default="paper", show_default=True, help="Simulation preset: paper, hst-acs or tiny.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML/TOML simulation config; its fields override the preset.")
+@click.option("--num", type=int, help="Number of lenses (gallery: 16 unless given).")
+@click.option("--seed", default=0, show_default=True, help="Dataset seed.")
+@click.option("--batch-size", default=64, show_default=True,
+              help="Lenses per simulated batch (part of a dataset's identity).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...; auto: cuda if available.")
+@click.option("--output", type=click.Path(dir_okay=False), help="HDF5 dataset to write.")
+@click.option("--extra", multiple=True, type=click.Choice(["observed", "clean"]),
+              help="Also store observed and/or noiseless images (repeatable).")
+@click.option("--compression", default="gzip", show_default=True, type=click.Choice(["gzip", "lzf", "none"]))
+@click.option("--resume", is_flag=True, help="Continue an interrupted dataset (OUTPUT.partial).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset.")
+@click.option("--gallery", type=click.Path(dir_okay=False),
+              help="PNG of --num simulated examples (with --output: the dataset's first 16); the per-effect "
+                   "figure goes next to it as <name>_effects.png.")
+@click.option("--print-config", is_flag=True, help="Print the resolved simulation config and exit.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def simulate(preset, config_path, num, seed, batch_size, device, output, extra, compression, resume, overwrite,
+             gallery, print_config, no_progress_bar):
+    """Simulate lenses with observational effects to an HDF5 dataset and/or a gallery PNG."""
+    import time
+    from pathlib import Path
+
+    import torch
+    import yaml
+
+    from lensnet.simulate import LensSimulator, get_preset, load_simulation_config
+    from lensnet.simulate.dataset import partial_path, write_dataset
+    from lensnet.simulate.gallery import draw_effects, draw_gallery
+
+    config = load_simulation_config(config_path, preset) if config_path else get_preset(preset)
+    if print_config:
+        click.echo(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return
+    if not output and not gallery:
+        raise click.UsageError("give --output (an HDF5 dataset), --gallery (a PNG) or both")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise click.BadParameter(f"{device!r} is not a torch device (cpu, cuda, cuda:1, ...)", param_hint="--device")
+    if output:
+        if num is None:
+            raise click.UsageError("--num is required to write a dataset")
+        start = time.perf_counter()
+        try:
+            path = write_dataset(output, config, num, seed, batch_size=batch_size, device=device, overwrite=overwrite,
+                                 resume=resume, progress=not no_progress_bar, extras=extra, compression=compression)
+        except KeyboardInterrupt:
+            click.echo(f"interrupted; {partial_path(output)} is kept: rerun the same command with --resume", err=True)
+            sys.exit(130)
+        elapsed = time.perf_counter() - start
+        click.echo(f"wrote {num} lenses to {path} in {elapsed:.1f} s ({num / elapsed:.1f} lenses/s on {device})")
+    if gallery:
+        simulator = LensSimulator(config, device=device)
+        path = draw_gallery(output, min(num, 16), output=gallery) if output else draw_gallery(
+            simulator, num or 16, seed, gallery)
+        effects = draw_effects(simulator, seed, Path(gallery).with_name(Path(gallery).stem + "_effects.png"))
+        click.echo(f"wrote {path} and {effects}")
 
 
 @cli.command()
@@ -109,9 +168,25 @@ def models():
 
 
 @cli.command()
-def evaluate():
-    """Evaluate trained networks on a seeded test set (the paper's Table 1 and Fig. 1)."""
-    _not_built("evaluate", "the evaluation issue")
+@click.option("--weights", help="Shipped model to evaluate [lensnet's default model].")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
+              help="Evaluate a training checkpoint instead.")
+@click.option("--preset", help="Simulation preset of the test set: paper, hst-acs or tiny [the model's own].")
+@click.option("--num", default=1000, show_default=True, help="Number of test lenses.")
+@click.option("--seed", default=2024, show_default=True, help="Seed of the test set.")
+@click.option("--batch-size", default=50, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...; auto: cuda if available.")
+@click.option("--output-dir", default="lensnet_evaluation", show_default=True, help="Folder for JSON, Markdown, PNG.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def evaluate(weights, checkpoint, preset, num, seed, batch_size, device, output_dir, no_progress_bar):
+    """Evaluate a trained model on a seeded test set (the paper's Table 1 and Fig. 1)."""
+    from lensnet.evaluate import format_table, run_evaluation
+
+    result, paths = run_evaluation(weights, checkpoint, preset, num=num, seed=seed, batch_size=batch_size,
+                                   device=device, output_dir=output_dir, progress=not no_progress_bar)
+    click.echo(format_table(result))
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -1,8 +1,17 @@
-"""``lensnet demo``: the main job on built-in defaults.
+"""``lensnet demo``: simulated SIE lenses with their critical curves, caustics and cuts.
 
-Simulates lenses with the ``paper`` preset (built-in Hubble-deep-field galaxies as real sources),
-draws them with their critical curves and caustics, and, when trained weights ship with the
-package, estimates their parameters with the shipped model and compares with the truth.
+Draws lenses from the paper's prior (:class:`lensnet.simulate.prior.LensPrior`), places an
+elliptical Sérsic source inside the grown caustic or the shrunk cut and keeps only lenses passing
+the acceptance cuts (:func:`lensnet.simulate.placement.draw_accepted`), renders them noiselessly at
+192 x 192 pixels of 0.04" with 2 x 2 supersampling (Hezaveh et al. 2017), then writes one panel per
+lens and prints the parameters.
+
+When trained weights ship with the package (:func:`lensnet.networks.pretrained.list_pretrained`), the
+demo then does the main job: it simulates :data:`DEMO_TEST_LENSES` test lenses with every
+observational effect and source galaxies held out of training, estimates their parameters with the
+shipped model, prints true and estimated values with 1-sigma uncertainties and the 68% errors beside
+the paper's, and writes an estimate-against-truth figure next to the panels
+(``<output>_estimates.png``). Runs in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -13,48 +22,208 @@ from pathlib import Path
 import click
 import torch
 
-from lensnet.conventions import PARAM_NAMES, LensParams
+from lensnet.conventions import PARAM_NAMES, qphi_to_e1e2
 from lensnet.errors import LensnetRangeError
 from lensnet.io.atomic import atomic_output
-from lensnet.lensing import SIE
-from lensnet.simulate.config import get_preset
-from lensnet.simulate.simulator import SOURCE_TYPES, LensSimulator
+from lensnet.lensing import PixelGrid, sie_caustic, sie_critical_curve, sie_cut
+from lensnet.networks.pretrained import DEFAULT_PRETRAINED, list_pretrained
+from lensnet.simulate.config import SourceConfig
+from lensnet.simulate.placement import REGION_CUT, AcceptedLenses, draw_accepted, placement_regions
+from lensnet.simulate.prior import LensPrior
+from lensnet.sources.sersic import Sersic
 
-__all__ = ["run_demo", "plot_lenses"]
+__all__ = ["run_demo", "plot_lenses", "parameter_table", "estimate_test_lenses", "estimate_table"]
+
+#: Grid and supersampling of the paper (REFERENCE.md).
+DEMO_GRID = PixelGrid(n_pix=192, pixel_scale=0.04)
+DEMO_SUPERSAMPLE = 2
+_REGION_NAMES = ("caustic", "cut")
+#: Test lenses the shipped model estimates, and how many of them the demo prints.
+DEMO_TEST_LENSES = 64
+DEMO_SHOWN = 6
 
 
-def plot_lenses(batch, grid, output: str | Path, title: str = "") -> Path:
-    """Panels of observed images with the critical curve (image plane), caustic and cut (source plane)."""
+def run_demo(num: int = 6, seed: int = 0, output: str | Path = "lensnet_demo.png") -> Path:
+    """Simulate ``num`` lenses, write their panels to ``output`` and print their parameters.
+
+    Parameters
+    ----------
+    num : int
+        Number of lenses, 1 to 64 [6].
+    seed : int
+        Seed of every random draw [0].
+    output : str or Path
+        PNG to write (replaced if it exists) ["lensnet_demo.png"].
+
+    Returns
+    -------
+    Path
+        The PNG written.
+
+    Raises
+    ------
+    LensnetRangeError
+        If ``num`` is outside [1, 64].
+    """
+    if isinstance(num, bool) or int(num) != num or not 1 <= num <= 64:
+        raise LensnetRangeError("num", num, 1, 64, "the demo draws one panel per lens")
+    generator = torch.Generator().manual_seed(int(seed))
+    drawn = draw_accepted(int(num), LensPrior(), _sersic_sources, DEMO_GRID, generator,
+                          supersample=DEMO_SUPERSAMPLE)
+    click.echo(f"Simulated {num} lenses ({DEMO_GRID.n_pix}x{DEMO_GRID.n_pix} pixels of {DEMO_GRID.pixel_scale}\", "
+               f"supersampling {DEMO_SUPERSAMPLE}, Sersic sources, seed {seed}, {drawn.rounds} round(s) of "
+               "acceptance cuts).")
+    click.echo("theta_E, centres and source positions in arcsec; e1 + i e2 = (1-q)/(1+q) exp(2i phi) with phi "
+               "counter-clockwise from +x; mu = total magnification.")
+    click.echo(parameter_table(drawn))
+    path = plot_lenses(drawn, DEMO_GRID, output, title=f"lensnet: simulated SIE lenses (seed {seed})")
+    click.echo(f"Wrote {path}")
+    if list_pretrained():
+        click.echo("")
+        estimate_test_lenses(DEMO_TEST_LENSES, seed, path.with_name(f"{path.stem}_estimates.png"))
+    else:
+        click.echo("No trained weights are installed (lensnet/weights/ holds none), so the demo stops before "
+                   "estimating parameters; evaluate a training checkpoint with `lensnet evaluate --checkpoint`.")
+    return path
+
+
+def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
+                         output: str | Path = "lensnet_demo_estimates.png", name: str = DEFAULT_PRETRAINED) -> Path:
+    """Estimate the parameters of ``num`` simulated test lenses with a shipped model and report.
+
+    The lenses come from the model's own simulation config, with every observational effect and
+    real source galaxies of the held-out ``test`` split. Prints the first :data:`DEMO_SHOWN` lenses'
+    true and estimated parameters and the 68% errors over all of them, and writes the
+    estimate-against-truth figure.
+
+    Parameters
+    ----------
+    num : int
+        Test lenses [64].
+    seed : int
+        Seed of the test set [0].
+    output : str or Path
+        PNG to write (replaced if it exists).
+    name : str
+        Shipped model [``DEFAULT_PRETRAINED``].
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    from lensnet.evaluate import PAPER_PARAM_NAMES, PAPER_TABLE1, evaluate_predictor, model_simulation_config
+    from lensnet.evaluate.table import plot_estimates
+    from lensnet.networks.pretrained import load_pretrained
+
+    predictor = load_pretrained(name)
+    result = evaluate_predictor(predictor, model_simulation_config(predictor.card), num=num, seed=seed, progress=False)
+    card = predictor.card
+    click.echo(f"Shipped model {name}: {card['model']['name']} trained on "
+               f"{card['training']['num_training_images']:,} simulated lenses. It estimated {num} new test lenses "
+               f"(all observational effects, held-out source galaxies, seed {seed}) in {result.inference_s:.2f} s "
+               f"on the {result.device.upper()}:")
+    click.echo(estimate_table(result.truth, result.mean, result.std, DEMO_SHOWN))
+    paper = result.metrics["paper"]
+    rows = [("lensnet (these lenses)", paper["err68"]), ("prior mean (baseline)", paper["prior_err68"]),
+            ("paper: combined network", dict(zip(PAPER_PARAM_NAMES, PAPER_TABLE1["combined"])))]
+    click.echo(f"\n68% errors over the {num} lenses (paper's convention: eps = (1-q)(cos 2phi, sin 2phi)):")
+    click.echo(f"{'':24s}" + "".join(f"{n:>9s}" for n in PAPER_PARAM_NAMES))
+    for label, values in rows:
+        click.echo(f"{label:24s}" + "".join(f"{values[n]:9.3f}" for n in PAPER_PARAM_NAMES))
+    cover = result.metrics["lensnet"]["cover68"]
+    click.echo("Fraction of true values inside the predicted 68% intervals: "
+               + ", ".join(f"{n} {cover[n]:.2f}" for n in PARAM_NAMES))
+    path = plot_estimates(result.truth, result.mean, result.std, output,
+                          title=f"lensnet: {name} on {num} simulated test lenses (seed {seed})")
+    click.echo(f"Wrote {path}")
+    return path
+
+
+def estimate_table(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, rows: int = DEMO_SHOWN) -> str:
+    """The first ``rows`` lenses: true value and estimate +- 1 sigma of each parameter (all (N, 5))."""
+    units = {"theta_E": '"', "center_x": '"', "center_y": '"'}
+    head = f"{'#':>3} " + "".join(f"{n + units.get(n, ''):>24s}" for n in PARAM_NAMES)
+    sub = "    " + "".join(f"{'true':>8s} {'estimate +- 1sig':>15s}" for _ in PARAM_NAMES)
+    lines = [head, sub]
+    for i in range(min(rows, truth.shape[0])):
+        cells = (f"{truth[i, k].item():8.3f} {mean[i, k].item():7.3f} +-{std[i, k].item():5.3f}"
+                 for k in range(len(PARAM_NAMES)))
+        lines.append(f"{i:3d} " + "".join(cells))
+    return "\n".join(lines)
+
+
+def parameter_table(drawn: AcceptedLenses) -> str:
+    """One line per lens: the five SIE parameters, q, phi (degrees), magnification and source placement."""
+    params = drawn.params.to(device="cpu", dtype=torch.float64)
+    q, phi = params.qphi()
+    head = (f"{'#':>3} " + " ".join(f"{n:>9}" for n in PARAM_NAMES)
+            + f" {'q':>6} {'phi_deg':>8} {'mu':>6} {'region':>8} {'src_x':>7} {'src_y':>7}")
+    rows = [head]
+    for i, values in enumerate(params.to_tensor().tolist()):
+        rows.append(f"{i:3d} " + " ".join(f"{v:9.3f}" for v in values)
+                    + f" {q[i].item():6.3f} {math.degrees(phi[i].item()):8.1f} {drawn.magnification[i].item():6.2f}"
+                    f" {_REGION_NAMES[int(drawn.region[i])]:>8} {drawn.source_x[i].item():7.3f}"
+                    f" {drawn.source_y[i].item():7.3f}")
+    return "\n".join(rows)
+
+
+def plot_lenses(drawn: AcceptedLenses, grid: PixelGrid, output: str | Path, title: str = "") -> Path:
+    """Write one panel per lens: the image (north up, arcsec axes, square-root stretch) with the
+    critical curve (image plane), the caustic, the cut, the placement region and the source
+    centre (source plane) overplotted.
+
+    Parameters
+    ----------
+    drawn : AcceptedLenses
+        Lenses and their noiseless images on ``grid``.
+    grid : PixelGrid
+        Grid of the images.
+    output : str or Path
+        PNG to write (replaced if it exists).
+    title : str
+        Figure title [none].
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
 
-    params = LensParams.from_tensor(batch.targets.double().cpu())
-    lens = SIE(params)
-    crit, caus, cut = lens.critical_curve(256), lens.caustic(256), lens.cut(256)
-    n = len(batch)
-    cols = min(n, 4)
+    params = drawn.params.to(device="cpu", dtype=torch.float64)
+    curves = {name: [c.numpy() for c in fn(params, 256)]
+              for name, fn in (("critical", sie_critical_curve), ("caustic", sie_caustic), ("cut", sie_cut))}
+    kx, ky, ux, uy = (v.numpy() for v in placement_regions(params))
+    images = drawn.images.detach().cpu().double().numpy()
+    n = params.batch_size
+    cols = min(n, 3)
     rows = math.ceil(n / cols)
     half = grid.fov / 2
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.7 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
             continue
-        image = batch.observed[i, 0].cpu().numpy()
-        lo, hi = image.min(), max(image.max(), 1e-6)
-        ax.imshow(image, origin="lower", cmap="gray", extent=(-half, half, -half, half), vmin=lo, vmax=hi)
-        ax.plot(crit[0][i], crit[1][i], color="tab:orange", lw=1, label="critical curve")
-        ax.plot(caus[0][i], caus[1][i], color="tab:cyan", lw=1, label="caustic")
-        ax.plot(cut[0][i], cut[1][i], color="tab:green", lw=0.8, ls="--", label="cut")
-        ax.plot(batch.record["source_x"][i].item(), batch.record["source_y"][i].item(), "+", color="tab:red",
-                ms=8, label="source centre")
+        ax.imshow(images[i], origin="lower", extent=(-half, half, -half, half), cmap="magma",
+                  norm=PowerNorm(0.5, vmin=0.0, vmax=max(images[i].max(), 1e-12)))
+        ax.plot(*_closed(curves["critical"], i), color="white", lw=1.0, label="critical curve (image plane)")
+        ax.plot(*_closed(curves["caustic"], i), color="tab:cyan", lw=1.0, label="caustic (source plane)")
+        ax.plot(*_closed(curves["cut"], i), color="tab:green", lw=1.0, ls="--", label="cut (source plane)")
+        in_cut = int(drawn.region[i]) == REGION_CUT
+        ax.plot(*_closed((ux, uy) if in_cut else (kx, ky), i), color="tab:gray", lw=0.8, ls=":",
+                label="placement region")
+        ax.plot(drawn.source_x[i].item(), drawn.source_y[i].item(), "+", color="tab:red", ms=9, mew=1.5,
+                label="source centre")
         ax.set_xlim(-half, half)
         ax.set_ylim(-half, half)
-        theta_E, mu = params.theta_E[i].item(), batch.record["magnification"][i].item()
-        kind = SOURCE_TYPES[int(batch.record["source_type"][i])]
-        ax.set_title(f"#{i}  θE={theta_E:.2f}″  μ={mu:.1f}  {kind}", fontsize=9)
+        q = params.qphi()[0][i].item()
+        ax.set_title(f"#{i}  θE={params.theta_E[i].item():.2f}″  q={q:.2f}  μ={drawn.magnification[i].item():.1f}",
+                     fontsize=9)
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=6, loc="lower left", framealpha=0.6)
@@ -66,34 +235,22 @@ def plot_lenses(batch, grid, output: str | Path, title: str = "") -> Path:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_output(output, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(output)
 
 
-def _table(batch) -> str:
-    params = LensParams.from_tensor(batch.targets.double().cpu())
-    q, phi = params.qphi()
-    head = f"{'#':>3} " + " ".join(f"{n:>9}" for n in PARAM_NAMES) + f" {'q':>6} {'phi_deg':>8} {'mu':>6} {'source':>7}"
-    rows = [head]
-    for i in range(len(batch)):
-        vals = " ".join(f"{v:9.3f}" for v in batch.targets[i].tolist())
-        rows.append(f"{i:3d} {vals} {q[i]:6.3f} {math.degrees(phi[i]):8.1f} "
-                    f"{batch.record['magnification'][i]:6.1f} {SOURCE_TYPES[int(batch.record['source_type'][i])]:>7}")
-    return "\n".join(rows)
+def _sersic_sources(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> Sersic:
+    """Unit-amplitude Sérsic sources centred on (x, y), shapes uniform in the default source ranges."""
+    cfg = SourceConfig()
+    u = torch.rand(4, x.numel(), generator=generator, device=x.device, dtype=x.dtype)
+    span = [(cfg.sersic_radius_arcsec, u[0]), (cfg.sersic_index, u[1]), (cfg.sersic_q, u[2])]
+    radius, index, q = (lo + (hi - lo) * v for (lo, hi), v in span)
+    e1, e2 = qphi_to_e1e2(q, math.pi * u[3])
+    return Sersic(torch.ones_like(x), radius, index, e1, e2, x, y)
 
 
-def run_demo(num: int = 6, seed: int = 0, output: str = "lensnet_demo.png") -> Path:
-    """Simulate ``num`` lenses, plot them with critical curves and caustics, print their parameters."""
-    if num < 1 or num > 64:
-        raise LensnetRangeError("num", num, 1, 64, "the demo draws one panel per lens")
-    config = get_preset("paper")
-    simulator = LensSimulator(config)
-    batch = simulator.simulate(num, seed)
-    click.echo(f"Simulated {num} lenses (preset 'paper', {config.n_pix}x{config.n_pix} at {config.pixel_scale}\"/px, "
-               f"seed {seed}); parameters in arcsec, lenstronomy convention:")
-    click.echo(_table(batch))
-    path = plot_lenses(batch, simulator.grid, output,
-                       title=f"lensnet: simulated SIE lenses (paper preset, seed {seed})")
-    click.echo(f"Wrote {path}")
-    return path
+def _closed(curve, i):
+    """Vertices of lens ``i`` of a (B, K) polygon, with the first repeated to close it."""
+    x, y = curve[0][i], curve[1][i]
+    return list(x) + [x[0]], list(y) + [y[0]]

@@ -1,0 +1,139 @@
+"""Accuracy and calibration metrics of parameter estimates, in lensnet's and the paper's convention.
+
+The paper's metric (Hezaveh et al. 2017, Table 1) is the "68% error": "the interval that contains
+68% of the predicted parameters", the central interval of the residuals shown as the inner band of
+its Fig. 1. lensnet reports its half-width, :func:`error68` = (q84 - q16) / 2 of the residuals (the
+same function the training module logs), everywhere. :func:`error68_abs`, the 68th percentile of
+|residual|, is the half-width of the narrowest interval centred on zero holding 68% of them; the two
+agree for unbiased, symmetric residuals and differ when the estimates are biased.
+
+The paper's ellipticity components are (eps_x, eps_y) = (1 - q)(cos 2phi, sin 2phi), with the sign
+ambiguous in its released code: its loss and its evaluation took, per lens, the better of the two
+signs of the true (eps_x, eps_y). :func:`paper_residuals` does the same (the sign minimising the
+squared distance of the two components together), so our numbers compare with Table 1; lensnet's
+own (e1, e2) have no such ambiguity, and the lensnet-convention residuals use no sign choice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lensnet.conventions import PARAM_NAMES, e1e2_to_paper
+from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
+from lensnet.training.module import error68
+
+__all__ = ["PAPER_PARAM_NAMES", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
+           "paper_residuals"]
+
+#: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
+PAPER_PARAM_NAMES: tuple[str, ...] = ("theta_E", "eps_x", "eps_y", "x", "y")
+
+
+def error68_abs(residuals: torch.Tensor) -> torch.Tensor:
+    """68th percentile of |residual| per column (the half-width of the 68% interval centred on 0).
+
+    Parameters
+    ----------
+    residuals : Tensor, (N, K)
+        Estimate minus truth.
+
+    Returns
+    -------
+    Tensor, (K,)
+        In the unit of the residuals.
+    """
+    _check_residuals(residuals)
+    return torch.quantile(residuals.double().abs(), 0.68, dim=0).to(residuals.dtype)
+
+
+def rms(residuals: torch.Tensor) -> torch.Tensor:
+    """Root mean square of each column of ``residuals`` (N, K); returns (K,)."""
+    _check_residuals(residuals)
+    return residuals.double().pow(2).mean(0).sqrt().to(residuals.dtype)
+
+
+def residual_std(residuals: torch.Tensor) -> torch.Tensor:
+    """Standard deviation (1/N normalisation) of each column of ``residuals`` (N, K); returns (K,).
+
+    The metric of the released code of Hezaveh et al. (``numpy.std`` of the test residuals).
+    """
+    _check_residuals(residuals)
+    return residuals.double().std(0, unbiased=False).to(residuals.dtype)
+
+
+def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.68) -> torch.Tensor:
+    """Fraction of lenses whose truth lies in the central Gaussian interval of ``probability``.
+
+    The interval is the estimate +- z sigma, z = sqrt(2) erfinv(p) (0.994 for 68%, 1.960 for 95%);
+    calibrated uncertainties give a fraction equal to ``probability``.
+
+    Parameters
+    ----------
+    residuals : Tensor, (N, K)
+        Estimate minus truth.
+    std : Tensor, (N, K)
+        Predicted 1-sigma uncertainties, same unit.
+    probability : float
+        Nominal probability of the interval, in (0, 1) [0.68].
+
+    Returns
+    -------
+    Tensor, (K,)
+        Fractions in [0, 1] (0 where ``std`` is NaN).
+    """
+    _check_residuals(residuals)
+    if std.shape != residuals.shape:
+        raise LensnetShapeError("std", std.shape, f"{tuple(residuals.shape)}, the shape of residuals")
+    if not 0 < probability < 1:
+        raise LensnetValueError(f"probability = {probability}: expected a number in (0, 1)")
+    z = math.sqrt(2) * torch.erfinv(torch.tensor(float(probability), dtype=torch.float64)).item()
+    return (residuals.abs() <= z * std).to(residuals.dtype).mean(0)
+
+
+def to_paper_convention(params: torch.Tensor) -> torch.Tensor:
+    """(N, 5) parameters in :data:`lensnet.PARAM_NAMES` order to the paper's (theta_E, eps_x, eps_y, x, y)."""
+    _check_params("params", params)
+    eps_x, eps_y = e1e2_to_paper(params[:, 1], params[:, 2])
+    return torch.stack([params[:, 0], eps_x, eps_y, params[:, 3], params[:, 4]], dim=1)
+
+
+def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Residuals in the paper's convention, with the better sign of the true ellipticity per lens.
+
+    Parameters
+    ----------
+    estimate, truth : Tensor, (N, 5)
+        Parameters in :data:`lensnet.PARAM_NAMES` order.
+
+    Returns
+    -------
+    Tensor, (N, 5)
+        Columns :data:`PAPER_PARAM_NAMES`: estimate minus truth, where the ellipticity columns use
+        whichever of (eps_x, eps_y) and (-eps_x, -eps_y) of the truth is nearer to the estimate.
+    """
+    _check_params("truth", truth)
+    _check_params("estimate", estimate)
+    if estimate.shape != truth.shape:
+        raise LensnetShapeError("estimate", estimate.shape, f"{tuple(truth.shape)}, the shape of truth")
+    est, tru = to_paper_convention(estimate), to_paper_convention(truth)
+    same, flipped = est[:, 1:3] - tru[:, 1:3], est[:, 1:3] + tru[:, 1:3]
+    flip = (flipped.pow(2).sum(1) < same.pow(2).sum(1))[:, None]
+    residuals = est - tru
+    residuals[:, 1:3] = torch.where(flip, flipped, same)
+    return residuals
+
+
+def _check_residuals(residuals: torch.Tensor) -> None:
+    if residuals.ndim != 2 or residuals.shape[0] < 1:
+        raise LensnetShapeError("residuals", residuals.shape, "(N, K) with N >= 1")
+    if not residuals.is_floating_point():
+        raise LensnetValueError(f"residuals must be floating point, got dtype {residuals.dtype}")
+
+
+def _check_params(name: str, params: torch.Tensor) -> None:
+    k = len(PARAM_NAMES)
+    if params.ndim != 2 or params.shape[1] != k or params.shape[0] < 1:
+        raise LensnetShapeError(name, params.shape, f"(N, {k}) with columns {PARAM_NAMES}")
+    check_finite(name, params)

@@ -1,0 +1,84 @@
+"""evaluate_predictor on seeded test sets, the Table-1 report and its files, and `lensnet evaluate`."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lensnet.cli import cli
+from lensnet.evaluate import PAPER_TABLE1, compute_metrics, evaluate_predictor, format_table, write_results
+from lensnet.networks import create_model
+from lensnet.networks.pretrained import DEFAULT_PRETRAINED, LensPredictor, list_pretrained, load_pretrained
+
+_spec = importlib.util.spec_from_file_location(
+    "lensnet_tests_export_table", Path(__file__).resolve().parents[1] / "training" / "test_export.py")
+_export_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_export_tests)
+
+
+@pytest.fixture(scope="module")
+def toy_predictor():
+    torch.manual_seed(0)
+    backbone = create_model("lensnet_resnet_small", widths=(8, 8, 8, 8), stem_width=8)
+    return LensPredictor(backbone, [0.8, 0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.2, 0.1, 0.1], in_chans=1,
+                         card={"name": "toy"})
+
+
+@pytest.fixture(scope="module")
+def tiny_result(toy_predictor):
+    return evaluate_predictor(toy_predictor, "tiny", num=60, seed=3, batch_size=16, progress=False)
+
+
+def test_evaluate_predictor_on_tiny_preset(tiny_result, toy_predictor):
+    r = tiny_result
+    assert r.truth.shape == r.mean.shape == r.std.shape == (60, 5)
+    assert r.model == "toy" and r.simulation == "tiny" and r.inference_s > 0
+    m = r.metrics
+    assert set(m["lensnet"]) == {"err68", "err68_abs", "rms", "std", "bias", "cover68", "cover95", "prior_err68"}
+    assert set(m["paper"]["err68"]) == {"theta_E", "eps_x", "eps_y", "x", "y"}
+    again = evaluate_predictor(toy_predictor, "tiny", num=60, seed=3, batch_size=60, progress=False)
+    torch.testing.assert_close(again.truth, r.truth)  # the set depends on (preset, num, seed) only
+    torch.testing.assert_close(again.mean, r.mean, rtol=1e-5, atol=1e-6)
+    json.dumps(r.to_dict())  # serialisable
+
+
+def test_perfect_estimates_have_zero_error(tiny_result):
+    truth = tiny_result.truth
+    m = compute_metrics(truth, truth.clone(), torch.full_like(truth, 0.01))
+    assert max(m["lensnet"]["err68"].values()) == 0 and max(m["paper"]["err68"].values()) < 1e-12
+    assert min(m["lensnet"]["cover68"].values()) == 1.0
+    assert m["lensnet"]["prior_err68"]["theta_E"] > 0.05
+
+
+def test_table_and_files(tiny_result, tmp_path):
+    text = format_table(tiny_result)
+    assert "paper: combined" in text and "lensnet: toy" in text and "prior mean" in text
+    assert f"{PAPER_TABLE1['Inception-v4'][0]:.2f}" in text
+    assert format_table(tiny_result.to_dict(), markdown=True).count("| paper:") == len(PAPER_TABLE1)
+    paths = write_results(tiny_result, tmp_path / "out")
+    assert [p.name for p in paths] == ["evaluation.json", "evaluation.md", "evaluation_estimates.png"]
+    assert json.loads(paths[0].read_text())["test_set"]["num"] == 60
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_checkpoint(tmp_path):
+    ckpt = _export_tests.write_tiny_checkpoint(tmp_path / "last.ckpt")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(ckpt), "--num", "12", "--seed", "1",
+                                      "--device", "cpu", "--output-dir", str(out), "--no-progress-bar"])
+    assert result.exit_code == 0, result.output
+    assert "paper: combined" in result.output and (out / "evaluation_estimates.png").is_file()
+    assert json.loads((out / "evaluation.json").read_text())["test_set"]["simulation"] == "tiny"
+
+
+def test_shipped_weights_beat_prior_mean():
+    """The shipped model (issue 4) must be far better than predicting the mean lens."""
+    if DEFAULT_PRETRAINED not in list_pretrained():
+        pytest.skip(f"no shipped weights: {DEFAULT_PRETRAINED} is not installed in lensnet/weights/ yet")
+    predictor = load_pretrained()
+    result = evaluate_predictor(predictor, "paper", num=64, seed=11, progress=False)
+    err, prior = result.metrics["lensnet"]["err68"], result.metrics["lensnet"]["prior_err68"]
+    assert err["theta_E"] < 0.6 * prior["theta_E"], (err, prior)
