@@ -31,9 +31,14 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     k = (k / k.sum()).tolist()
     h, w = images.shape[-2:]
     padded = F.pad(images, (radius, radius, 0, 0), mode="replicate")
-    rows = sum(k[i] * padded[..., :, i:i + w] for i in range(len(k)))
+    rows = padded[..., :, 0:w] * k[0]
+    for i in range(1, len(k)):
+        rows.add_(padded[..., :, i:i + w], alpha=k[i])
     padded = F.pad(rows, (0, 0, radius, radius), mode="replicate")
-    return sum(k[i] * padded[..., i:i + h, :] for i in range(len(k)))
+    out = padded[..., 0:h, :] * k[0]
+    for i in range(1, len(k)):
+        out.add_(padded[..., i:i + h, :], alpha=k[i])
+    return out
 
 
 def normalize_images(images: torch.Tensor, masks: torch.Tensor | None = None, border: int = 6,

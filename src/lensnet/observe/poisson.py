@@ -79,7 +79,21 @@ def poisson_noise(images: torch.Tensor, config: PoissonConfig, generator: torch.
     counts = draw_uniform(*config.counts_range, images, generator)
     scale = (counts / peak)[:, None, None, None]
     rate = images.clamp_min(0) * scale
-    photons = torch.poisson(rate, generator=generator)
+    photons = _photons(rate, generator)
     noisy = images + (photons - rate) / scale
     return torch.where(applied[:, None, None, None], noisy, images), {"poisson_applied": applied,
                                                                       "poisson_counts": counts}
+
+
+#: Below this mean number of photons a pixel gets one photon with probability rate and never two:
+#: P(n >= 2) < rate^2 / 2 <= 5e-5. Such pixels (PSF wings, about 40% of a lens image) are the slowest
+#: case of ``torch.poisson`` on CPUs.
+SMALL_RATE = 0.01
+
+
+def _photons(rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Poisson draws of mean ``rate``; Bernoulli(rate) where rate < :data:`SMALL_RATE`."""
+    small = rate < SMALL_RATE
+    photons = torch.poisson(torch.where(small, torch.zeros_like(rate), rate), generator=generator)
+    hit = torch.rand(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype) < rate
+    return torch.where(small, hit.to(rate.dtype), photons)

@@ -57,6 +57,7 @@ __all__ = [
     "acceptance",
     "AcceptedLenses",
     "draw_accepted",
+    "render_lenses",
 ]
 
 #: Codes of the placement region of each source.
@@ -264,12 +265,29 @@ def acceptance(lens: LensProfile, source: Source, grid: PixelGrid, supersample: 
 class _WideScreen:
     """Flux outside the field and a coarse estimate of the total, from one wide render at 1 ray/pixel."""
 
-    def __init__(self, lens: LensProfile, source: Source, grid: PixelGrid):
+    def __init__(self, lens: LensProfile | LensParams, source: Source, grid: PixelGrid):
         wide = PixelGrid(grid.n_pix, 2 * grid.pixel_scale)
-        image = render(lens, source, wide, 1)
+        image = render_lenses(lens, source, wide, 1)
         outside = 1 - _field_overlap(grid, wide, image.device, image.dtype)
         self.flux_out = (image * outside).sum((1, 2))
         self.flux_total = image.sum((1, 2))
+
+
+def render_lenses(lens: LensProfile | LensParams, source: Source, grid: PixelGrid, supersample: int) -> torch.Tensor:
+    """:func:`~lensnet.simulate.render.render` for SIE parameters or a lens; a source with ``parts``
+    (a list of (lens indices, source)) is rendered part by part, each with its own lenses, which avoids
+    gathering every tile of the batch by source type."""
+    if not isinstance(lens, LensParams):
+        return render(lens, source, grid, supersample)
+    parts = getattr(source, "parts", None)
+    if parts is None:
+        return render(SIE(lens), source, grid, supersample)
+    table = lens.to_tensor()
+    out = table.new_zeros(lens.batch_size, grid.n_pix, grid.n_pix)
+    for idx, part in parts:
+        if idx.numel():
+            out[idx] = render(SIE(LensParams.from_tensor(table[idx])), part, grid, supersample)
+    return out
 
 
 def _unlensed_flux(source: Source, grid: PixelGrid, supersample: int, source_center=None) -> torch.Tensor:
@@ -339,13 +357,13 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
         lens = prior.sample(pending.numel(), generator, device=device, dtype=dtype)
         x, y, region = place_sources(lens, generator, cuts.caustic_growth_arcsec, cuts.cut_shrink)
         source = make_source(x, y, generator)
-        screen = _WideScreen(SIE(lens), source, grid)
+        screen = _WideScreen(lens, source, grid)
         unlensed = _unlensed_flux(source, grid, supersample, (x, y)).clamp_min(torch.finfo(dtype).tiny)
         candidate = ((1 - screen.flux_out / screen.flux_total.clamp_min(torch.finfo(dtype).tiny)
                       >= cuts.min_flux_fraction - 0.02)
                      & (screen.flux_total / unlensed >= 0.8 * cuts.min_magnification)).nonzero().flatten()
         sub = LensParams.from_tensor(lens.to_tensor()[candidate])
-        field = render(SIE(sub), source.take(candidate), grid, supersample)
+        field = render_lenses(sub, source.take(candidate), grid, supersample)
         flux_in = field.sum((1, 2))
         total = flux_in + screen.flux_out[candidate]
         fraction, mu = flux_in / total.clamp_min(torch.finfo(dtype).tiny), total / unlensed[candidate]
