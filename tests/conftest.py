@@ -19,3 +19,13 @@ def realdata() -> Path:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one thread: the test tensors are small, so one thread is as fast, stays
+    fast when other jobs share the cores, and makes floating-point reductions reproducible."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import lensnet.demo
@@ -23,12 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(autouse=True)
 def fast_demo(monkeypatch):
-    """One torch thread (as fast for a few images, and robust to busy cores); 8 test lenses, not 64."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """8 test lenses, not 64."""
     monkeypatch.setattr(lensnet.demo, "DEMO_TEST_LENSES", 8)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_demo_writes_png_and_table(tmp_path):

@@ -19,13 +19,6 @@ _export_tests = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_export_tests)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small images are as fast on one thread, and stay fast when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ from lensnet.simulate.render import render
 from lensnet.sources import Sersic
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small renders run as fast on one thread, and stay fast when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _same_lens(n, theta_E=1.0, q=1.0, phi=0.0, cx=0.0, cy=0.0, dtype=torch.float64):

@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 from lensnet.training.config import TrainConfig
 
@@ -38,10 +37,3 @@ def tiny_config(tmp_path) -> TrainConfig:
                        num_stats=512, accelerator="cpu", devices=1, output_dir=str(tmp_path / "run"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train as fast on one thread, and stay fast when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
