@@ -5,7 +5,8 @@ pixel grid, the lens prior, the source mixture, the placement cuts and the obser
 Presets:
 
 - ``paper``: REFERENCE's numbers: 192x192 pixels at 0.04", the paper's priors and effects.
-- ``hst-acs``: HST ACS/WFC sampling, 0.05"/px on 160x160 pixels (8"), otherwise as ``paper``.
+- ``hst-acs``: HST ACS/WFC sampling, 0.05"/px on 160x160 pixels (8"), with the drizzled ACS PSF
+  (FWHM 0.10-0.14") on every image; otherwise as ``paper``.
 - ``tiny``: 32x32 pixels at 0.12", small Einstein radii, no supersampling: for tests.
 """
 
@@ -222,7 +223,12 @@ def _paper() -> SimulationConfig:
 
 
 def _hst_acs() -> SimulationConfig:
-    return SimulationConfig(name="hst-acs", n_pix=160, pixel_scale=0.05)
+    # Drizzled ACS/WFC PSF: FWHM 0.10-0.14" (REFERENCE.md), sigma = FWHM / 2.355 in 0.05" pixels,
+    # always present.
+    return SimulationConfig.from_dict({
+        "name": "hst-acs", "n_pix": 160, "pixel_scale": 0.05,
+        "observation": {"psf": {"probability": 1.0, "sigma_range": [0.85, 1.19]}},
+    })
 
 
 def _tiny() -> SimulationConfig:
