@@ -22,11 +22,11 @@ Written down once here and tested everywhere:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
-from lensnet.errors import LensnetShapeError, check_batch_vector, check_range
+from lensnet.errors import LensnetShapeError, check_batch_fields, check_batch_vector, check_range
 
 __all__ = [
     "PARAM_NAMES",
@@ -107,11 +107,7 @@ class LensParams:
     center_y: torch.Tensor
 
     def __post_init__(self):
-        batch = None
-        for f in fields(self):
-            value = check_batch_vector(f.name, getattr(self, f.name), batch)
-            object.__setattr__(self, f.name, value)
-            batch = value.shape[0]
+        check_batch_fields(self)
         check_range("theta_E", self.theta_E, min=0.0, min_open=True, detail="the Einstein radius must be positive")
         check_range("|e| = sqrt(e1^2 + e2^2)", torch.sqrt(self.e1**2 + self.e2**2), max=1.0, max_open=True,
                     detail="the axis ratio q = (1-|e|)/(1+|e|) must be > 0")

@@ -15,6 +15,8 @@ Internal underscore functions skip these checks; public entry points call them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "check_finite",
     "check_range",
     "check_batch_vector",
+    "check_batch_fields",
 ]
 
 
@@ -104,3 +107,16 @@ def check_batch_vector(name: str, value, batch: int | None = None) -> torch.Tens
         raise LensnetValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     check_finite(name, t)
     return t
+
+
+def check_batch_fields(obj) -> int:
+    """Validate every field of dataclass ``obj`` as a (B,) tensor of one batch size; return B.
+
+    Each field is replaced by its validated tensor (frozen dataclasses included); errors name the field.
+    """
+    batch = None
+    for f in dataclasses.fields(obj):
+        value = check_batch_vector(f.name, getattr(obj, f.name), batch)
+        object.__setattr__(obj, f.name, value)
+        batch = value.shape[0]
+    return batch

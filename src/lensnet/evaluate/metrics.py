@@ -22,13 +22,30 @@ import torch
 
 from lensnet.conventions import PARAM_NAMES, e1e2_to_paper
 from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
-from lensnet.training.module import error68
 
 __all__ = ["PAPER_PARAM_NAMES", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
            "paper_residuals"]
 
 #: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
 PAPER_PARAM_NAMES: tuple[str, ...] = ("theta_E", "eps_x", "eps_y", "x", "y")
+
+
+def error68(residuals: torch.Tensor) -> torch.Tensor:
+    """Half-width of the central 68% interval of the residuals, per column (the paper's metric).
+
+    Parameters
+    ----------
+    residuals : Tensor, shape (N, K)
+        Prediction minus truth.
+
+    Returns
+    -------
+    Tensor, shape (K,)
+        (q84 - q16) / 2 of each column, in the unit of the residuals.
+    """
+    q = torch.quantile(residuals.double(), torch.tensor([0.16, 0.84], dtype=torch.float64,
+                                                        device=residuals.device), dim=0)
+    return ((q[1] - q[0]) / 2).to(residuals.dtype)
 
 
 def error68_abs(residuals: torch.Tensor) -> torch.Tensor:

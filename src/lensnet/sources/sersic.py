@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from lensnet.errors import check_batch_vector, check_range
+from lensnet.errors import check_batch_fields, check_range
 from lensnet.sources.base import Source
 
 __all__ = ["Sersic", "sersic_profile", "sersic_b_n", "sersic_total_flux", "N_SERSIC_RANGE"]
@@ -147,11 +147,7 @@ class Sersic(Source):
     center_y: torch.Tensor
 
     def __post_init__(self):
-        batch = None
-        for f in fields(self):
-            value = check_batch_vector(f.name, getattr(self, f.name), batch)
-            object.__setattr__(self, f.name, value)
-            batch = value.shape[0]
+        check_batch_fields(self)
         check_range("amplitude", self.amplitude, min=0.0)
         check_range("R_sersic", self.R_sersic, min=0.0, min_open=True, detail="the half-light radius must be positive")
         check_range("n_sersic", self.n_sersic, *N_SERSIC_RANGE)

@@ -26,29 +26,12 @@ import torch.nn as nn
 
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetShapeError, LensnetValueError
+from lensnet.evaluate.metrics import error68
 
 __all__ = ["LensRegressor", "error68"]
 
 #: Clamp of predicted log-variances (in standardised units) keeping exp() finite in any precision.
 LOGVAR_RANGE = (-20.0, 20.0)
-
-
-def error68(residuals: torch.Tensor) -> torch.Tensor:
-    """Half-width of the central 68% interval of the residuals, per column (the paper's metric).
-
-    Parameters
-    ----------
-    residuals : Tensor, shape (N, K)
-        Prediction minus truth.
-
-    Returns
-    -------
-    Tensor, shape (K,)
-        (q84 - q16) / 2 of each column, in the unit of the residuals.
-    """
-    q = torch.quantile(residuals.double(), torch.tensor([0.16, 0.84], dtype=torch.float64,
-                                                        device=residuals.device), dim=0)
-    return ((q[1] - q[0]) / 2).to(residuals.dtype)
 
 
 class LensRegressor(L.LightningModule):
