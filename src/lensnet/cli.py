@@ -127,11 +127,12 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
 @click.option("--num-nodes", type=int, help="Number of nodes (DDP).")
 @click.option("--output-dir", help="Folder for checkpoints, logs and the resolved config.")
 @click.option("--resume", help="'last' or a checkpoint path: continue exactly where a run stopped.")
+@click.option("--init-from", help="Checkpoint to start from (fine-tuning): its weights, a fresh schedule.")
 @click.option("--print-config", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def train(config_path, model, preset, batch_size, lr, optimizer, loss, schedule, max_steps, val_every,
           checkpoint_every, num_val, num_test, seed, precision, accelerator, devices, num_nodes, output_dir,
-          resume, print_config, no_progress_bar):
+          resume, init_from, print_config, no_progress_bar):
     """Train a network on lenses simulated on the fly (Lightning; checkpoints, resume, DDP)."""
     import yaml
 
@@ -145,7 +146,7 @@ def train(config_path, model, preset, batch_size, lr, optimizer, loss, schedule,
         checkpoint_every_n_steps=checkpoint_every, num_val=num_val, num_test=num_test, seed=seed,
         precision=precision, accelerator=accelerator,
         devices=int(devices) if devices and devices.isdigit() else devices, num_nodes=num_nodes,
-        output_dir=output_dir)
+        output_dir=output_dir, init_from=init_from)
     if print_config:
         click.echo(yaml.safe_dump(resolve_config(config).to_dict(), sort_keys=False))
         return

@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lensnet.errors import LensnetIOError
+from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.training.config import TrainConfig, load_config
 from lensnet.training.train import load_regressor, run_training
 
@@ -100,6 +100,32 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(resume_setup
     expected = reference.module.state_dict()
     for name, value in resumed.module.state_dict().items():
         assert torch.allclose(value.double(), expected[name].double(), rtol=0, atol=1e-6), name
+
+
+def test_init_from_starts_with_the_checkpoints_weights_and_scaling(resume_setup, tmp_path):
+    config, reference, factory = resume_setup
+    config = config.with_overrides(output_dir=str(tmp_path), init_from=str(reference.checkpoint), max_steps=1,
+                                   lr=1e-9, weight_decay=0.0, warmup_steps=0, seed=99, num_stats=2)
+    tuned = run_training(config, simulator_factory=factory, enable_progress_bar=False)
+    # One step at lr 1e-9 leaves the weights where they started (batch-norm statistics do move).
+    expected = dict(reference.module.named_parameters())
+    for name, value in tuned.module.named_parameters():
+        assert torch.allclose(value, expected[name], rtol=0, atol=1e-6), name
+    assert torch.equal(tuned.module.target_mean, reference.module.target_mean)
+    assert torch.equal(tuned.module.target_std, reference.module.target_std)
+
+
+def test_init_from_rejects_another_network(resume_setup, tmp_path):
+    config, reference, factory = resume_setup
+    with pytest.raises(LensnetConfigError, match="init_from.*lensnet_resnet_small"):
+        run_training(config.with_overrides(output_dir=str(tmp_path / "a"), init_from=str(reference.checkpoint),
+                                           model="lensnet_resnet", model_kwargs={}), simulator_factory=factory)
+    with pytest.raises(LensnetConfigError, match="does not match model_kwargs"):
+        run_training(config.with_overrides(output_dir=str(tmp_path / "b"), init_from=str(reference.checkpoint),
+                                           model_kwargs={"widths": [8, 8, 8, 8]}), simulator_factory=factory)
+    with pytest.raises(LensnetIOError, match="cannot read checkpoint"):
+        run_training(config.with_overrides(output_dir=str(tmp_path / "c"), init_from=str(tmp_path / "nope.ckpt")),
+                     simulator_factory=factory)
 
 
 def test_resume_needs_a_checkpoint(tiny_config, toy_factory):

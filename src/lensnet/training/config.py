@@ -67,6 +67,8 @@ class TrainConfig:
     devices: int | str = _f("auto", "devices per node: a count or 'auto'; > 1 trains with DDP", min=1)
     num_nodes: int = _f(1, "machines; devices * num_nodes > 1 trains with DDP", min=1)
     output_dir: str = _f("runs/lensnet", "folder for config.yaml, checkpoints/ and logs")
+    init_from: str | None = _f(None, "checkpoint whose weights and target scaling start this run (fine-tuning); "
+                                     "optimizer and schedule start afresh")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

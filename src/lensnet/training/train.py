@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES
-from lensnet.errors import LensnetIOError
+from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.networks import DEFAULT_MODEL, create_model
 from lensnet.training.config import TrainConfig, save_config
 from lensnet.training.datamodule import PresetSimulatorFactory, SimulatedLensDataModule, SimulatorFactory, batch_seed
@@ -135,10 +135,26 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         torch.manual_seed(config.seed)
         backbone = create_model(config.model, in_chans=stats.image_shape[0], num_outputs=len(PARAM_NAMES),
                                 **config.model_kwargs)
+    target_mean, target_std = stats.mean.tolist(), stats.std.tolist()
+    start = None
+    if config.init_from is not None and ckpt_path is None:  # a resumed run restores its own weights
+        start_model = _read_checkpoint(config.init_from)[CHECKPOINT_KEY]["train_config"]["model"]
+        if start_model != config.model:
+            raise LensnetConfigError(f"init_from = {config.init_from!r} holds a {start_model!r} network, "
+                                     f"but model = {config.model!r}")
+        start = load_regressor(config.init_from)
+        # The head was trained against the start's target scaling: keep it so its outputs keep their meaning.
+        target_mean, target_std = start.target_mean.tolist(), start.target_std.tolist()
     module = LensRegressor(backbone, lr=config.lr, optimizer=config.optimizer, momentum=config.momentum,
                            weight_decay=config.weight_decay, schedule=config.schedule,
                            warmup_steps=config.warmup_steps, loss=config.loss,
-                           target_mean=stats.mean.tolist(), target_std=stats.std.tolist())
+                           target_mean=target_mean, target_std=target_std)
+    if start is not None:
+        try:
+            module.backbone.load_state_dict(start.backbone.state_dict())
+        except RuntimeError as exc:
+            raise LensnetConfigError(f"init_from = {config.init_from!r}: its network does not match model_kwargs "
+                                     f"{config.model_kwargs}: {str(exc).splitlines()[0]}") from None
     info = {"train_config": config.to_dict(), "in_chans": stats.image_shape[0], "lensnet_version": __version__,
             "simulation": _simulation_dict(factory)}
     trainer = _make_trainer(config, info, callbacks, enable_progress_bar)
@@ -206,12 +222,7 @@ def load_regressor(checkpoint: str | Path, map_location: str | torch.device = "c
     LensnetIOError
         If the file is missing, unreadable, or not a lensnet training checkpoint.
     """
-    try:
-        ckpt = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise LensnetIOError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
-    if CHECKPOINT_KEY not in ckpt:
-        raise LensnetIOError(f"{checkpoint} is not a lensnet training checkpoint (no {CHECKPOINT_KEY!r} entry)")
+    ckpt = _read_checkpoint(checkpoint, map_location)
     info = ckpt[CHECKPOINT_KEY]
     cfg = info["train_config"]
     backbone = create_model(cfg["model"], in_chans=info["in_chans"], num_outputs=len(PARAM_NAMES),
@@ -219,6 +230,17 @@ def load_regressor(checkpoint: str | Path, map_location: str | torch.device = "c
     module = LensRegressor(backbone, **ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()
+
+
+def _read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The contents of a lensnet training checkpoint; LensnetIOError if it is missing, unreadable or foreign."""
+    try:
+        ckpt = torch.load(checkpoint, map_location=map_location, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise LensnetIOError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
+    if CHECKPOINT_KEY not in ckpt:
+        raise LensnetIOError(f"{checkpoint} is not a lensnet training checkpoint (no {CHECKPOINT_KEY!r} entry)")
+    return ckpt
 
 
 def _make_trainer(config: TrainConfig, info: dict, callbacks: Sequence[Callback],
