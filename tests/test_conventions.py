@@ -124,6 +124,9 @@ def test_lens_params_to_lenstronomy_and_dtype():
     assert kwargs[1]["e2"] == params.e2[1].item()
     p32 = params.to(dtype=torch.float32)
     assert all(getattr(p32, n).dtype == torch.float32 for n in PARAM_NAMES) and p32.batch_size == 2
+    second = params.take(torch.tensor([1]))
+    assert second.batch_size == 1 and torch.equal(second.to_tensor(), params.to_tensor()[1:])
+    assert torch.equal(params.take(torch.tensor([False, True])).to_tensor(), second.to_tensor())
 
 
 def test_documented_pixel_convention():

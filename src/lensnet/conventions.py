@@ -143,6 +143,10 @@ class LensParams:
         """Axis ratio q and major-axis angle phi (radians)."""
         return e1e2_to_qphi(self.e1, self.e2)
 
+    def take(self, keep: torch.Tensor) -> "LensParams":
+        """The lenses selected by ``keep`` ((B,) bool or indices)."""
+        return LensParams(*(getattr(self, n)[keep] for n in PARAM_NAMES))
+
     def to(self, device=None, dtype=None) -> "LensParams":
         return LensParams(*(getattr(self, n).to(device=device, dtype=dtype) for n in PARAM_NAMES))
 

@@ -1,5 +1,7 @@
 """Ray-shooting renderer against lenstronomy's ImageModel, flux and surface-brightness conservation."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -147,6 +149,41 @@ def test_gradients_reach_the_lens_parameters():
     source = Sersic(*torch.tensor(SOURCES[1:], dtype=F64).T)
     render(SIE(LensParams(*params)), source, PixelGrid(16, 0.1), 2, chunk_elements=200).sum().backward()
     assert torch.isfinite(params.grad).all() and params.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("threshold", [1e-3, 1e-2])
+def test_adaptive_supersampling_stays_within_its_threshold_of_lenstronomy(threshold):
+    """Pixels left at their centre sample are faint: the image moves by at most 2 x threshold of its
+    peak (the curvature term of a pixel that is itself below threshold) and its flux by less."""
+    grid = PixelGrid(48, 0.06)
+    lens, source = _batch()
+    images = render(lens, source, grid, 2, threshold=threshold)
+    model = _lenstronomy_model(grid, 2)
+    for b, (kl, ks) in enumerate(zip(lens.params.to_lenstronomy(), source.to_lenstronomy())):
+        ref = model.image(kwargs_lens=[kl], kwargs_source=[ks])
+        np.testing.assert_allclose(images[b].numpy(), ref, rtol=0, atol=2 * threshold * ref.max())
+        assert images[b].sum().item() == pytest.approx(ref.sum(), rel=threshold)
+
+
+def test_adaptive_supersampling_with_a_tiny_threshold_is_exact(monkeypatch):
+    """Every pixel brighter than 1e-12 of the peak supersampled: the exact image; grouping lenses
+    (one per group or all together) changes nothing."""
+    lens, source = _batch()
+    grid = PixelGrid(24, 0.1)
+    exact = render(lens, source, grid, 3)
+    adaptive = render(lens, source, grid, 3, threshold=1e-12)
+    torch.testing.assert_close(adaptive, exact, rtol=1e-12, atol=1e-14 * exact.max().item())
+    # The module, not the function that the package exports under the same name.
+    monkeypatch.setattr(importlib.import_module("lensnet.simulate.render"), "ADAPTIVE_GROUP", 1)
+    torch.testing.assert_close(render(lens, source, grid, 3, threshold=1e-12, chunk_elements=50), adaptive,
+                               rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, float("nan")])
+def test_bad_threshold_raises(threshold):
+    lens, source = _batch()
+    with pytest.raises(LensnetRangeError, match="threshold"):
+        render(lens, source, PixelGrid(8, 0.1), 2, threshold=threshold)
 
 
 @pytest.mark.parametrize("supersample", [0, -1, 1.5, True])

@@ -141,6 +141,7 @@ def test_presets_and_config_round_trip(tmp_path):
 @pytest.mark.parametrize("text, field", [
     ("n_pix: 4\n", "n_pix"),
     ("pixel_scale: -0.1\n", "pixel_scale"),
+    ("supersample_threshold: 1.5\n", "supersample_threshold"),
     ("lens:\n  theta_E_range: [2, 1]\n", "theta_E_range"),
     ("source:\n  fractions: [0.5, 0.5, 0.5]\n", "fractions"),
     ("placement:\n  cut_shrink: 2\n", "cut_shrink"),

@@ -46,6 +46,10 @@ class LensProfile:
     def hessian(self, x: torch.Tensor, y: torch.Tensor):
         raise NotImplementedError
 
+    def take(self, keep: torch.Tensor) -> "LensProfile":
+        """The lenses selected by ``keep`` ((B,) bool or indices)."""
+        raise NotImplementedError
+
     def raytrace(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Source-plane position beta = theta - alpha(theta) (the lens equation), arcsec."""
         ax, ay = self.deflection(x, y)

@@ -144,6 +144,9 @@ class SIE(LensProfile):
     def __init__(self, params: LensParams):
         self.params = params
 
+    def take(self, keep: torch.Tensor) -> "SIE":
+        return SIE(self.params.take(keep))
+
     def _args(self, x, y):
         p = self.params
         check_coordinates(x, y, p.batch_size)

@@ -102,9 +102,10 @@ def gaussian_noise(images: torch.Tensor, config: GaussianNoiseConfig, generator:
     colored = draw_bernoulli(config.colored_probability, images, generator)
     white = torch.randn((b, c, h + 2, w + 2), generator=generator, device=images.device, dtype=images.dtype)
     t0, t1, t2 = colored_noise_taps(config.neighbour_correlation)
-    rows = t0 * white[..., :-2, :] + t1 * white[..., 1:-1, :] + t2 * white[..., 2:, :]  # separable filter,
-    colored_noise = t0 * rows[..., :-2] + t1 * rows[..., 1:-1] + t2 * rows[..., 2:]  # faster than conv2d here
-    noise = torch.where(colored[:, None, None, None], colored_noise, white[..., 1:-1, 1:-1])
+    # Separable filter as in-place sums of shifted slices: several times faster than conv2d here.
+    rows = (white[..., :-2, :] * t0).add_(white[..., 1:-1, :], alpha=t1).add_(white[..., 2:, :], alpha=t2)
+    noise = (rows[..., :-2] * t0).add_(rows[..., 1:-1], alpha=t1).add_(rows[..., 2:], alpha=t2)
+    noise = torch.where(colored[:, None, None, None], noise, white[..., 1:-1, 1:-1])
     sigma = torch.where(applied, rms * peak, torch.zeros_like(peak))
-    return images + sigma[:, None, None, None] * noise, {"noise_applied": applied, "noise_rms": rms,
-                                                         "noise_colored": colored}
+    return noise.mul_(sigma[:, None, None, None]).add_(images), {"noise_applied": applied, "noise_rms": rms,
+                                                                 "noise_colored": colored}

@@ -107,7 +107,10 @@ def random_masks(images: torch.Tensor, arc: torch.Tensor, config: MaskConfig, ge
     r = config.count_range[1]
     radius = config.radius_arcsec / pixel_scale
 
-    flux = arc.detach().clamp_min(0).sum(dim=1).reshape(b, h * w).double()
+    # Flux per pixel, plus one zero slot that patch pixels outside the image point at (see ``trash``).
+    flux_pad = torch.zeros(b, h * w + 1, dtype=torch.float64, device=dev)
+    flux = flux_pad[:, :h * w]
+    flux.copy_(arc.detach().clamp_min(0).sum(dim=1).reshape(b, h * w))
     total = flux.sum(dim=1)
     applied = draw_bernoulli(config.probability, images, generator)
     count = torch.randint(config.count_range[0], r + 1, (b,), generator=generator, device=dev) * applied
@@ -128,11 +131,10 @@ def random_masks(images: torch.Tensor, arc: torch.Tensor, config: MaskConfig, ge
     cols = torch.floor(col).long()[..., None, None] + offsets[None, :]  # (b, r, 1, size)
     disc = (rows - row[..., None, None]) ** 2 + (cols - col[..., None, None]) ** 2 <= radius**2
     disc &= (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    trash = h * w  # patch pixels outside the image point at one extra, ignored slot
+    trash = h * w
     index = torch.where(disc, rows * w + cols, torch.full_like(disc, trash, dtype=torch.long)).reshape(b, r, -1)
     disc = disc.reshape(b, r, -1)
 
-    flux_pad = torch.cat([flux, flux.new_zeros(b, 1)], dim=1)
     mask = torch.zeros(b, h * w + 1, dtype=torch.bool, device=dev)
     covered = flux.new_zeros(b)
     limit = config.max_flux_fraction * total

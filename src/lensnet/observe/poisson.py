@@ -77,12 +77,13 @@ def poisson_noise(images: torch.Tensor, config: PoissonConfig, generator: torch.
     peak = reference_peak(images, peak)
     applied = draw_bernoulli(config.probability, images, generator)
     counts = draw_uniform(*config.counts_range, images, generator)
-    scale = (counts / peak)[:, None, None, None]
-    rate = images.clamp_min(0) * scale
-    photons = _photons(rate, generator)
-    noisy = images + (photons - rate) / scale
-    return torch.where(applied[:, None, None, None], noisy, images), {"poisson_applied": applied,
-                                                                      "poisson_counts": counts}
+    chosen = applied.nonzero().flatten()  # only these images are drawn: the others are returned as they are
+    sub = images[chosen]
+    scale = (counts / peak)[chosen][:, None, None, None]
+    rate = sub.clamp_min(0) * scale
+    out = images.clone()
+    out[chosen] = sub + (_photons(rate, generator) - rate) / scale
+    return out, {"poisson_applied": applied, "poisson_counts": counts}
 
 
 #: Below this mean number of photons a pixel gets one photon with probability rate and never two:
@@ -94,6 +95,6 @@ SMALL_RATE = 0.01
 def _photons(rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Poisson draws of mean ``rate``; Bernoulli(rate) where rate < :data:`SMALL_RATE`."""
     small = rate < SMALL_RATE
-    photons = torch.poisson(torch.where(small, torch.zeros_like(rate), rate), generator=generator)
+    photons = torch.poisson(rate.masked_fill(small, 0.0), generator=generator)
     hit = torch.rand(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype) < rate
-    return torch.where(small, hit.to(rate.dtype), photons)
+    return photons.masked_fill_(small & hit, 1.0)

@@ -281,18 +281,22 @@ def apply_psf(images: torch.Tensor, config: PSFConfig, generator: torch.Generato
     check_images(images, generator)
     applied = draw_bernoulli(config.probability, images, generator)
     record = {"psf_applied": applied}
+    chosen = applied.nonzero().flatten()  # only these images are convolved
+    if chosen.numel() == 0:  # MKL's FFT rejects empty batches
+        chosen = torch.zeros(1, dtype=torch.long, device=images.device)
+        applied = torch.zeros_like(applied)
     if config.kind == "gaussian":
         sigma = draw_uniform(*config.sigma_range, images, generator)
         half = math.ceil(4 * config.sigma_range[1])
-        k1 = _gaussian_1d(sigma, half)
+        k1 = _gaussian_1d(sigma[chosen], half)
         size = _padded_size(images, 2 * half + 1)
         kernel_ft = torch.fft.fft(k1, n=size[0])[:, :, None] * torch.fft.rfft(k1, n=size[1])[:, None, :]
-        out = _fft_convolve(images, kernel_ft[:, None], 2 * half + 1, size)
+        blurred = _fft_convolve(images[chosen], kernel_ft[:, None], 2 * half + 1, size)
         record["psf_sigma_pix"] = sigma
     elif config.kind == "moffat":
         fwhm = draw_uniform(*config.fwhm_range, images, generator)
         beta = draw_uniform(*config.beta_range, images, generator)
-        out = convolve(images, moffat_kernels(fwhm, beta, math.ceil(3 * config.fwhm_range[1])))
+        blurred = convolve(images[chosen], moffat_kernels(fwhm[chosen], beta[chosen], math.ceil(3 * config.fwhm_range[1])))
         record.update(psf_fwhm_pix=fwhm, psf_moffat_beta=beta)
     else:
         if psf is None:
@@ -301,9 +305,11 @@ def apply_psf(images: torch.Tensor, config: PSFConfig, generator: torch.Generato
             psf = _load_pixel_psf(config.pixel_psf_file, config.pixel_psf_hdu, config.supersample, config.effective)
         kernels = psf.native().kernels.to(device=images.device, dtype=images.dtype)
         index = torch.randint(kernels.shape[0], images.shape[:1], generator=generator, device=images.device)
-        out = convolve(images, kernels[index])
+        blurred = convolve(images[chosen], kernels[index[chosen]])
         record["psf_index"] = index
-    return torch.where(applied[:, None, None, None], out, images), record
+    out = images.clone()
+    out[chosen] = torch.where(applied[chosen, None, None, None], blurred, images[chosen])
+    return out, record
 
 
 @lru_cache(maxsize=8)

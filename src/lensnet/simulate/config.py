@@ -129,6 +129,9 @@ class SimulationConfig:
         Arcsec per pixel.
     supersample : int
         Sub-pixels per pixel side for ray shooting.
+    supersample_threshold : float
+        Adaptive supersampling: only pixels brighter than this fraction of each image's brightest
+        pixel, or next to one, are supersampled (:func:`lensnet.simulate.render.render`); 0: all.
     lens : LensPrior
         Prior of the SIE parameters.
     source : SourceConfig
@@ -143,6 +146,7 @@ class SimulationConfig:
     n_pix: int = 192
     pixel_scale: float = 0.04
     supersample: int = 2
+    supersample_threshold: float = 1e-3
     lens: LensPrior = field(default_factory=LensPrior)
     source: SourceConfig = field(default_factory=SourceConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
@@ -155,6 +159,9 @@ class SimulationConfig:
             raise LensnetConfigError(f"pixel_scale = {self.pixel_scale}: expected a positive number of arcsec per pixel")
         if self.supersample < 1:
             raise LensnetConfigError(f"supersample = {self.supersample}: expected a positive integer")
+        if not 0 <= self.supersample_threshold < 1:
+            raise LensnetConfigError(f"supersample_threshold = {self.supersample_threshold}: expected a fraction "
+                                     "of the brightest pixel in [0, 1)")
 
     def to_dict(self) -> dict:
         d = to_dict(self)
@@ -201,6 +208,7 @@ class _ScalarFields:
     n_pix: int = 192
     pixel_scale: float = 0.04
     supersample: int = 2
+    supersample_threshold: float = 1e-3
 
 
 def _part_to_dict(part) -> dict:

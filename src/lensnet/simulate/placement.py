@@ -273,20 +273,21 @@ class _WideScreen:
         self.flux_total = image.sum((1, 2))
 
 
-def render_lenses(lens: LensProfile | LensParams, source: Source, grid: PixelGrid, supersample: int) -> torch.Tensor:
+def render_lenses(lens: LensProfile | LensParams, source: Source, grid: PixelGrid, supersample: int,
+                  threshold: float = 0.0) -> torch.Tensor:
     """:func:`~lensnet.simulate.render.render` for SIE parameters or a lens; a source with ``parts``
     (a list of (lens indices, source)) is rendered part by part, each with its own lenses, which avoids
     gathering every tile of the batch by source type."""
     if not isinstance(lens, LensParams):
-        return render(lens, source, grid, supersample)
+        return render(lens, source, grid, supersample, threshold=threshold)
     parts = getattr(source, "parts", None)
     if parts is None:
-        return render(SIE(lens), source, grid, supersample)
+        return render(SIE(lens), source, grid, supersample, threshold=threshold)
     table = lens.to_tensor()
     out = table.new_zeros(lens.batch_size, grid.n_pix, grid.n_pix)
     for idx, part in parts:
         if idx.numel():
-            out[idx] = render(SIE(LensParams.from_tensor(table[idx])), part, grid, supersample)
+            out[idx] = render(SIE(LensParams.from_tensor(table[idx])), part, grid, supersample, threshold=threshold)
     return out
 
 
@@ -300,7 +301,8 @@ def _unlensed_flux(source: Source, grid: PixelGrid, supersample: int, source_cen
 
 
 def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., Source], grid: PixelGrid,
-                  generator: torch.Generator, *, supersample: int = 2, cuts: PlacementConfig | None = None,
+                  generator: torch.Generator, *, supersample: int = 2, supersample_threshold: float = 0.0,
+                  cuts: PlacementConfig | None = None,
                   dtype: torch.dtype = torch.float32) -> AcceptedLenses:
     """Draw lenses and sources until ``batch_size`` pass the acceptance cuts, redrawing only the rejected.
 
@@ -326,6 +328,9 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
         Source of randomness; its device is where everything is drawn and rendered.
     supersample : int
         Sub-pixels per pixel side, >= 1 [2].
+    supersample_threshold : float
+        Adaptive supersampling of the full-resolution renders (:func:`~lensnet.simulate.render.render`'s
+        ``threshold``) [0: every pixel].
     cuts : PlacementConfig, optional
         Caustic growth, cut shrink factor, the two thresholds and the maximum number of rounds
         [``PlacementConfig()``: the paper's 0.15", 0.7, 0.99, 2 and 50 rounds].
@@ -363,7 +368,7 @@ def draw_accepted(batch_size: int, prior: LensPrior, make_source: Callable[..., 
                       >= cuts.min_flux_fraction - 0.02)
                      & (screen.flux_total / unlensed >= 0.8 * cuts.min_magnification)).nonzero().flatten()
         sub = LensParams.from_tensor(lens.to_tensor()[candidate])
-        field = render_lenses(sub, source.take(candidate), grid, supersample)
+        field = render_lenses(sub, source.take(candidate), grid, supersample, supersample_threshold)
         flux_in = field.sum((1, 2))
         total = flux_in + screen.flux_out[candidate]
         fraction, mu = flux_in / total.clamp_min(torch.finfo(dtype).tiny), total / unlensed[candidate]

@@ -11,6 +11,13 @@ so pixels hold flux per pixel, as in lenstronomy's ``ImageModel`` (its numerics 
 supersampled surface brightness and multiply by ``pixel_width**2``). Sub-pixel centres are those of
 :meth:`lensnet.lensing.grid.PixelGrid.coordinates`, which coincide with lenstronomy's.
 
+Adaptive supersampling (``threshold``; the idea of lenstronomy's ``compute_mode='adaptive'``): arcs
+fill a small part of a lens image, so the image is first sampled once at every pixel centre, and only
+pixels brighter than ``threshold`` times the image's brightest pixel, or next to one, are
+supersampled. The others keep their centre sample, which differs from the supersampled value by about
+the pixel's curvature term: below ``threshold`` x peak for smooth images (measured on the ``paper``
+preset: at most 1.6e-3 of the peak and 2e-4 of the total flux at threshold 1e-3, for 2.3x less work).
+
 Speed: the sub-pixel coordinates are cached per (grid, s, device, dtype). On the CPU the image is
 processed in tiles of whole pixels small enough for every intermediate to stay in cache (elementwise
 PyTorch is memory-bound otherwise); on GPUs the whole batch goes at once. Nothing in the hot path
@@ -40,7 +47,7 @@ CPU_CHUNK_ELEMENTS = 2**17
 
 
 def render(lens: LensProfile, source: Source, grid: PixelGrid, supersample: int = 2, *,
-           chunk_elements: int | None = None) -> torch.Tensor:
+           threshold: float = 0.0, chunk_elements: int | None = None) -> torch.Tensor:
     """Lensed image of a batch of sources, in flux per pixel, (B, H, W).
 
     Parameters
@@ -53,6 +60,10 @@ def render(lens: LensProfile, source: Source, grid: PixelGrid, supersample: int 
         Pixel grid (n_pix x n_pix, pixel_scale arcsec); H = W = n_pix.
     supersample : int
         Sub-pixels per pixel side, >= 1 [2].
+    threshold : float
+        Adaptive supersampling (see the module docstring): only pixels brighter than ``threshold``
+        times each image's brightest pixel, or next to one, are supersampled; in [0, 1) [0: every pixel].
+        Needs a lens and a source with ``take``.
     chunk_elements : int, optional
         Sub-pixels per tile, counted over the batch (at least one pixel of every lens)
         [CPU: :data:`CPU_CHUNK_ELEMENTS` x torch threads; other devices: everything at once].
@@ -65,7 +76,7 @@ def render(lens: LensProfile, source: Source, grid: PixelGrid, supersample: int 
     Raises
     ------
     LensnetRangeError
-        If ``supersample`` is not a positive integer.
+        If ``supersample`` is not a positive integer or ``threshold`` is outside [0, 1).
     LensnetShapeError
         If the lens and the source hold different batch sizes.
 
@@ -82,7 +93,13 @@ def render(lens: LensProfile, source: Source, grid: PixelGrid, supersample: int 
     torch.Size([2, 32, 32])
     """
     batch = _check_batch(lens, source)
-    return _render(lens.raytrace, source, grid, supersample, chunk_elements, _like(lens, source), batch)
+    _check_supersample(supersample)
+    if not 0.0 <= threshold < 1.0:
+        raise LensnetRangeError("threshold", threshold, 0.0, 1.0, "a fraction of the brightest pixel, in [0, 1)")
+    if threshold == 0 or supersample == 1:
+        return _render(lens.raytrace, source, grid, supersample, chunk_elements, _like(lens, source), batch)
+    return _render_adaptive(lens, source, grid, int(supersample), threshold, chunk_elements, _like(lens, source),
+                            batch)
 
 
 def render_unlensed(source: Source, grid: PixelGrid, supersample: int = 2, *,
@@ -110,9 +127,13 @@ def render_unlensed(source: Source, grid: PixelGrid, supersample: int = 2, *,
     return _render(None, source, grid, supersample, chunk_elements, _like(source), _batch_size(source, 1))
 
 
-def _render(raytrace, source, grid, supersample, chunk_elements, like, batch) -> torch.Tensor:
+def _check_supersample(supersample) -> None:
     if isinstance(supersample, bool) or int(supersample) != supersample or supersample < 1:
         raise LensnetRangeError("supersample", supersample, 1, None, "must be a positive integer")
+
+
+def _render(raytrace, source, grid, supersample, chunk_elements, like, batch) -> torch.Tensor:
+    _check_supersample(supersample)
     s, n = int(supersample), grid.n_pix
     x, y = _coordinates(grid, s, like.device, like.dtype)
     area = (grid.pixel_scale / s) ** 2  # of a sub-pixel, arcsec^2
@@ -137,6 +158,65 @@ def _render(raytrace, source, grid, supersample, chunk_elements, like, batch) ->
                 image = tile.new_empty((tile.shape[0], n, n))
             image[:, r0:r0 + rows, c0:c0 + cols] = tile
     return image
+
+
+#: Lenses refined together by the adaptive renderer: grouped by their number of refined pixels, so
+#: that padding each group to its largest count wastes little.
+ADAPTIVE_GROUP = 16
+
+
+def _render_adaptive(lens, source, grid, s, threshold, chunk_elements, like, batch) -> torch.Tensor:
+    """Centre samples everywhere, s x s sub-pixels where the image is brighter than ``threshold`` x peak."""
+    n = grid.n_pix
+    image = _render(lens.raytrace, source, grid, 1, chunk_elements, like, batch)
+    magnitude = image.abs()
+    bright = magnitude > threshold * magnitude.amax((1, 2), keepdim=True)
+    refine = _dilate(bright).flatten(1)
+    counts = refine.sum(1)
+    x, y = (c.flatten() for c in _coordinates(grid, 1, like.device, like.dtype))
+    offsets = (torch.arange(s, device=like.device, dtype=like.dtype) - (s - 1) / 2) * (grid.pixel_scale / s)
+    off_y, off_x = (o.flatten() for o in torch.meshgrid(offsets, offsets, indexing="ij"))
+    on_cpu = like.device.type == "cpu"
+    flat = image.view(image.shape[0], n * n)
+    for group in torch.argsort(counts).split(ADAPTIVE_GROUP if on_cpu else max(ADAPTIVE_GROUP, batch // 4)):
+        k = int(counts[group].max())
+        if k == 0:
+            continue
+        index = _compact(refine[group], k)  # (G, k) pixel indices; padding repeats a pixel (same value)
+        fine = _supersampled_pixels(lens.take(group), source.take(group), x[index], y[index], off_x, off_y,
+                                    chunk_elements if chunk_elements is not None else
+                                    (CPU_CHUNK_ELEMENTS * torch.get_num_threads() if on_cpu else index.numel() * s * s))
+        flat[group] = flat[group].scatter(1, index, fine.mul_(grid.pixel_scale**2))
+    return image
+
+
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` (B, H, W) grown by one pixel in all eight directions (shifted ORs: 50x faster than max_pool2d)."""
+    rows = mask.clone()
+    rows[:, 1:] |= mask[:, :-1]
+    rows[:, :-1] |= mask[:, 1:]
+    out = rows.clone()
+    out[..., 1:] |= rows[..., :-1]
+    out[..., :-1] |= rows[..., 1:]
+    return out
+
+
+def _compact(mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the True entries of each row of ``mask`` (G, N), padded to k with index 0."""
+    slots = torch.where(mask, mask.cumsum(1) - 1, k)
+    columns = torch.arange(mask.shape[1], device=mask.device).expand_as(slots)
+    return torch.zeros(mask.shape[0], k + 1, dtype=torch.long, device=mask.device).scatter_(1, slots, columns)[:, :k]
+
+
+def _supersampled_pixels(lens, source, x, y, off_x, off_y, chunk_elements) -> torch.Tensor:
+    """Mean surface brightness over the sub-pixels of the pixels centred on x, y ((G, k), arcsec)."""
+    g, k = x.shape
+    out = x.new_empty(g, k)
+    step = max(1, chunk_elements // (g * off_x.numel()))
+    for k0 in range(0, k, step):
+        bx, by = lens.raytrace(x[:, k0:k0 + step, None] + off_x, y[:, k0:k0 + step, None] + off_y)
+        out[:, k0:k0 + step] = source.surface_brightness(bx, by).mean(-1)
+    return out
 
 
 def _render_tile(raytrace, source, x, y, s, area):

@@ -162,7 +162,8 @@ class LensSimulator:
         """Draw and render lenses that pass the acceptance cuts (see :func:`draw_accepted`)."""
         cfg = self.config
         drawn = draw_accepted(batch_size, cfg.lens, self._make_source, self.grid, gen,
-                              supersample=cfg.supersample, cuts=cfg.placement)
+                              supersample=cfg.supersample, supersample_threshold=cfg.supersample_threshold,
+                              cuts=cfg.placement)
         record = {"source_type": drawn.source_record["source_type"], "source_x": drawn.source_x,
                   "source_y": drawn.source_y, "source_region": drawn.region,
                   "flux_fraction_in_field": drawn.flux_fraction, "magnification": drawn.magnification}
