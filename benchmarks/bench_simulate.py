@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
               "machine": machine_description(device)}
     report["lensnet_images_per_s"] = bench_lensnet(args.num, args.batch_size, device)
     if device.type == "cpu":
-        report["lensnet_processes_images_per_s"] = bench_lensnet_processes(args.num, 64, os.cpu_count())
+        report["lensnet_processes_images_per_s"] = bench_lensnet_processes(args.num, args.batch_size, os.cpu_count())
     if not args.skip_lenstronomy:
         stamps = hubble_deep_field_bank(64).stamps.numpy().astype(np.float64)
         report["lenstronomy_processes"] = os.cpu_count()
@@ -147,7 +147,7 @@ def main(argv=None) -> dict:
              f"batch {args.batch_size}, {device})"]
     if "lensnet_processes_images_per_s" in report:
         lines.append(f"- lensnet: {report['lensnet_processes_images_per_s']:.1f} images/s ({os.cpu_count()} single-threaded "
-                     "processes, batch 64)")
+                     f"processes, batch {args.batch_size})")
     if "ratio" in report:
         lines += [f"- lenstronomy: {report['lenstronomy_images_per_s']:.1f} images/s "
                   f"({report['lenstronomy_processes']} processes)", f"- ratio (one process): {report['ratio']:.1f}x"]

@@ -80,9 +80,9 @@ def poisson_noise(images: torch.Tensor, config: PoissonConfig, generator: torch.
     chosen = applied.nonzero().flatten()  # only these images are drawn: the others are returned as they are
     sub = images[chosen]
     scale = (counts / peak)[chosen][:, None, None, None]
-    rate = sub.clamp_min(0) * scale
+    rate = sub.clamp_min(0).mul_(scale)
     out = images.clone()
-    out[chosen] = sub + (_photons(rate, generator) - rate) / scale
+    out[chosen] = _photons(rate, generator).sub_(rate).div_(scale).add_(sub)
     return out, {"poisson_applied": applied, "poisson_counts": counts}
 
 

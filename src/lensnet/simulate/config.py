@@ -132,6 +132,8 @@ class SimulationConfig:
     supersample_threshold : float
         Adaptive supersampling: only pixels brighter than this fraction of each image's brightest
         pixel, or next to one, are supersampled (:func:`lensnet.simulate.render.render`); 0: all.
+        The default, 3e-3, changes no pixel by more than 0.3% of the peak, a third of the
+        smallest noise rms of the presets.
     lens : LensPrior
         Prior of the SIE parameters.
     source : SourceConfig
@@ -146,7 +148,7 @@ class SimulationConfig:
     n_pix: int = 192
     pixel_scale: float = 0.04
     supersample: int = 2
-    supersample_threshold: float = 1e-3
+    supersample_threshold: float = 3e-3
     lens: LensPrior = field(default_factory=LensPrior)
     source: SourceConfig = field(default_factory=SourceConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
@@ -208,7 +210,7 @@ class _ScalarFields:
     n_pix: int = 192
     pixel_scale: float = 0.04
     supersample: int = 2
-    supersample_threshold: float = 1e-3
+    supersample_threshold: float = 3e-3
 
 
 def _part_to_dict(part) -> dict:

@@ -15,8 +15,10 @@ Adaptive supersampling (``threshold``; the idea of lenstronomy's ``compute_mode=
 fill a small part of a lens image, so the image is first sampled once at every pixel centre, and only
 pixels brighter than ``threshold`` times the image's brightest pixel, or next to one, are
 supersampled. The others keep their centre sample, which differs from the supersampled value by about
-the pixel's curvature term: below ``threshold`` x peak for smooth images (measured on the ``paper``
-preset: at most 1.6e-3 of the peak and 2e-4 of the total flux at threshold 1e-3, for 2.3x less work).
+the pixel's curvature term: about ``threshold`` x peak. Measured on 116 lenses of the ``paper``
+preset (all source types), the largest pixel error over the batch and the largest flux error were
+1.6e-3 of the peak and 2e-4 at threshold 1e-3 (1.6x faster than supersampling every pixel), and
+2.9e-3 and 4e-4 at threshold 3e-3 (1.8x faster), against noise of at least 1e-2 of the peak.
 
 Speed: the sub-pixel coordinates are cached per (grid, s, device, dtype). On the CPU the image is
 processed in tiles of whole pixels small enough for every intermediate to stay in cache (elementwise

@@ -117,18 +117,18 @@ class StampSource(Source):
         """Surface brightness (B, H, W), flux / arcsec^2, at source-plane x, y ((H, W) or (B, H, W), arcsec)."""
         expand = lambda t: t[:, None, None]  # noqa: E731 - (B,) -> (B, 1, 1)
         dx, dy = x - expand(self.center_x), y - expand(self.center_y)
-        cos, sin = expand(torch.cos(self.angle)), expand(torch.sin(self.angle))
         # Stamp frame (rotated by -angle), then grid_sample's [-1, 1] (outer pixel edges, align_corners=False).
-        half_x = expand(self.size / 2)
+        half_x = self.size / 2
         half_y = half_x * (self.bank.shape[1] / self.bank.shape[2])
-        gx = (cos * dx + sin * dy) / half_x
-        gy = (cos * dy - sin * dx) / half_y
+        cos, sin = torch.cos(self.angle), torch.sin(self.angle)
+        gx = torch.addcmul(dx * expand(cos / half_x), dy, expand(sin / half_x))
+        gy = torch.addcmul(dy * expand(cos / half_y), dx, expand(sin / half_y), value=-1)
         grid = torch.stack((gx, gy), dim=-1)
-        stamps = self._stamps.to(dtype=grid.dtype)
-        sampled = F.grid_sample(stamps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
-        r2 = dx * dx + dy * dy
-        taper = 1 / (1 + (r2 / expand(self.taper_radius) ** 2) ** 3)
-        return expand(self.amplitude) * sampled * taper
+        sampled = F.grid_sample(self._stamps.to(dtype=grid.dtype), grid, mode="bilinear", padding_mode="zeros",
+                                align_corners=False)[:, 0]
+        # Taper 1 / (1 + (r / r_t)^6), with s = (r / r_t)^2.
+        s = dx.square().addcmul_(dy, dy).mul_(expand(self.taper_radius**-2))
+        return sampled.mul_(expand(self.amplitude)).div_(s.square().mul_(s).add_(1))
 
     def total_flux(self) -> torch.Tensor:
         """Total flux of each tapered stamp, (B,), flux.
