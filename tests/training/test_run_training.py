@@ -12,7 +12,8 @@ from lightning.pytorch.callbacks import Callback
 
 from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.training.config import TrainConfig, load_config
-from lensnet.training.train import load_regressor, run_training
+from lensnet.training.export import card_markdown, checkpoint_card
+from lensnet.training.train import load_regressor, run_training, training_stages
 
 
 class RecordLosses(Callback):
@@ -113,6 +114,14 @@ def test_init_from_starts_with_the_checkpoints_weights_and_scaling(resume_setup,
         assert torch.allclose(value, expected[name], rtol=0, atol=1e-6), name
     assert torch.equal(tuned.module.target_mean, reference.module.target_mean)
     assert torch.equal(tuned.module.target_std, reference.module.target_std)
+    # The checkpoint knows both runs; its model card counts the lenses of both.
+    first, second = training_stages(tuned.checkpoint)
+    assert (first["steps"], first["seed"], second["steps"], second["seed"]) == (40, 0, 1, 99)
+    assert first["checkpoint"] == str(reference.checkpoint) and second["num_training_images"] == 16
+    card = checkpoint_card(tuned.checkpoint)
+    assert card["training"]["num_training_images_all_stages"] == 41 * 16
+    assert "656 lenses" in card["description"]
+    assert "| stages | 2 runs" in card_markdown(card)
 
 
 def test_init_from_rejects_another_network(resume_setup, tmp_path):

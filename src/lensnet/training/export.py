@@ -42,7 +42,7 @@ from lensnet.io.atomic import atomic_output
 from lensnet.networks.pretrained import CARD_FORMAT, CARD_VERSION, DEFAULT_PRETRAINED, LensPredictor
 from lensnet.preprocess import normalize_images
 from lensnet.training.module import LOGVAR_RANGE, LensRegressor
-from lensnet.training.train import CHECKPOINT_KEY, load_regressor
+from lensnet.training.train import CHECKPOINT_KEY, load_regressor, training_stages
 
 __all__ = ["ExportedModel", "MAX_WEIGHTS_BYTES", "CARD_EXTRAS", "export_model", "checkpoint_card", "card_markdown"]
 
@@ -154,6 +154,8 @@ def checkpoint_card(checkpoint: str | Path, module: LensRegressor | None = None)
     cfg, sim = info["train_config"], info.get("simulation")
     steps = int(ckpt.get("global_step", 0))
     world = (cfg["devices"] if isinstance(cfg["devices"], int) else 1) * cfg["num_nodes"]
+    stages = training_stages(checkpoint)
+    total_images = sum(stage["num_training_images"] for stage in stages)
     variance = module.predicts_variance
     per_param = lambda values: {n: _finite(v) for n, v in zip(PARAM_NAMES, values.tolist())}  # noqa: E731
     norm_kwargs = {k: p.default for k, p in inspect.signature(normalize_images).parameters.items()
@@ -162,7 +164,7 @@ def checkpoint_card(checkpoint: str | Path, module: LensRegressor | None = None)
         "format": CARD_FORMAT,
         "format_version": CARD_VERSION,
         "name": f"{cfg['model']}@step{steps}",
-        "description": f"{cfg['model']} trained on {steps * cfg['batch_size'] * world:,} lenses simulated "
+        "description": f"{cfg['model']} trained on {total_images:,} lenses simulated "
                        f"with the {cfg['simulation']!r} preset",
         "notes": "",
         "lensnet_version": __version__,
@@ -190,6 +192,7 @@ def checkpoint_card(checkpoint: str | Path, module: LensRegressor | None = None)
                      "num_training_images": steps * cfg["batch_size"] * world,
                      "optimizer": cfg["optimizer"], "lr": cfg["lr"], "schedule": cfg["schedule"],
                      "loss": module.loss_name, "precision": cfg["precision"], "checkpoint": Path(checkpoint).name,
+                     "stages": stages, "num_training_images_all_stages": total_images,
                      "hardware": None, "training_time_s": None, "config": cfg},
         "evaluation": None,
     }
@@ -216,6 +219,10 @@ def card_markdown(card: dict) -> str:
         f"| training | {train['steps']:,} steps x {train['batch_size']} lenses x {train['devices']} device(s) = "
         f"{train['num_training_images']:,} fresh simulated lenses; seed {train['seed']}; {train['optimizer']}, "
         f"lr {train['lr']}, {train['schedule']}, loss {train['loss']}, precision {train['precision']} |",
+        *([f"| stages | {len(train['stages'])} runs, each starting from the previous one's weights: "
+           + "; ".join(f"{st['steps']:,} steps x {st['batch_size'] * st['devices']} (seed {st['seed']}, lr {st['lr']})"
+                       for st in train["stages"])
+           + f" = {train['num_training_images_all_stages']:,} lenses in all |"] if len(train.get("stages", [])) > 1 else []),
         f"| hardware | {train.get('hardware') or 'not recorded'}; training time "
         f"{f'{hours / 3600:.2f} h' if hours is not None else 'not recorded'} |",
         f"| weights | `{card['weights']['file']}`, {card['weights']['bytes'] / 1e6:.1f} MB, sha256 "

@@ -44,7 +44,8 @@ from lensnet.training.config import TrainConfig, save_config
 from lensnet.training.datamodule import PresetSimulatorFactory, SimulatedLensDataModule, SimulatorFactory, batch_seed
 from lensnet.training.module import LensRegressor
 
-__all__ = ["TrainResult", "run_training", "load_regressor", "resolve_config", "find_resume_checkpoint"]
+__all__ = ["TrainResult", "run_training", "load_regressor", "resolve_config", "find_resume_checkpoint",
+           "training_stages"]
 
 #: Key under which checkpoints carry the resolved config, so they can be loaded without it.
 CHECKPOINT_KEY = "lensnet"
@@ -156,7 +157,8 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
             raise LensnetConfigError(f"init_from = {config.init_from!r}: its network does not match model_kwargs "
                                      f"{config.model_kwargs}: {str(exc).splitlines()[0]}") from None
     info = {"train_config": config.to_dict(), "in_chans": stats.image_shape[0], "lensnet_version": __version__,
-            "simulation": _simulation_dict(factory)}
+            "simulation": _simulation_dict(factory),
+            "earlier_stages": training_stages(config.init_from) if config.init_from is not None else []}
     trainer = _make_trainer(config, info, callbacks, enable_progress_bar)
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
@@ -230,6 +232,25 @@ def load_regressor(checkpoint: str | Path, map_location: str | torch.device = "c
     module = LensRegressor(backbone, **ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()
+
+
+def training_stages(checkpoint: str | Path) -> list[dict]:
+    """The training runs that made ``checkpoint``, oldest first: the stages it was initialised from
+    (``init_from``, recorded at training time) followed by its own run.
+
+    Each stage is a dict: checkpoint, seed, steps, batch_size, devices, num_training_images, lr, schedule.
+    """
+    ckpt = _read_checkpoint(checkpoint)
+    info, cfg = ckpt[CHECKPOINT_KEY], ckpt[CHECKPOINT_KEY]["train_config"]
+    earlier = info.get("earlier_stages")
+    if earlier is None:  # checkpoints of lensnet before stages were recorded
+        earlier = training_stages(cfg["init_from"]) if cfg.get("init_from") else []
+    world = (cfg["devices"] if isinstance(cfg["devices"], int) else 1) * cfg["num_nodes"]
+    steps = int(ckpt.get("global_step", 0))
+    return [*earlier, {"checkpoint": str(checkpoint), "seed": cfg["seed"], "steps": steps,
+                       "batch_size": cfg["batch_size"], "devices": world,
+                       "num_training_images": steps * cfg["batch_size"] * world, "lr": cfg["lr"],
+                       "schedule": cfg["schedule"]}]
 
 
 def _read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> dict:
