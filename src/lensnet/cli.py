@@ -191,6 +191,27 @@ def evaluate(weights, checkpoint, preset, num, seed, batch_size, device, output_
 
 
 @cli.command()
+@click.argument("members", nargs=-1, required=True)
+@click.option("--num-fit", default=2000, show_default=True, help="Held-out lenses ('val' galaxies) to fit the weights on.")
+@click.option("--fit-seed", default=2025, show_default=True, help="Seed of the fit set.")
+@click.option("--num", default=1000, show_default=True, help="Number of test lenses.")
+@click.option("--seed", default=2024, show_default=True, help="Seed of the test set (as `lensnet evaluate`).")
+@click.option("--batch-size", default=50, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...; auto: cuda if available.")
+@click.option("--output-dir", default="lensnet_combination", show_default=True, help="Folder for JSON, Markdown, PNG.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def combine(members, num_fit, fit_seed, num, seed, batch_size, device, output_dir, no_progress_bar):
+    """Fit the paper's combined network of MEMBERS (shipped names or checkpoints) and tabulate every row."""
+    from lensnet.evaluate.combination import format_combination_table, run_combination
+
+    report = run_combination(members, num_fit=num_fit, fit_seed=fit_seed, num=num, seed=seed, batch_size=batch_size,
+                             device=device, output_dir=output_dir, progress=not no_progress_bar)
+    click.echo(format_combination_table(report))
+    for path in report["paths"]:
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
 def predict():
     """Estimate SIE parameters with uncertainties for FITS images."""
     _not_built("predict", "the real-images issue")

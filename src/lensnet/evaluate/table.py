@@ -33,6 +33,7 @@ from lensnet.io.atomic import atomic_output
 from lensnet.simulate.config import SimulationConfig, get_preset
 
 __all__ = ["PAPER_TABLE1", "SIM_CHUNK", "EvaluationResult", "compute_metrics", "evaluate_predictor",
+           "evaluate_predictors", "held_out_config", "simulated_chunks",
            "run_evaluation", "format_table", "write_results", "plot_estimates", "model_simulation_config"]
 
 #: Table 1 of Hezaveh et al. 2017: 68% errors of theta_E ("), eps_x, eps_y, x ("), y (").
@@ -159,34 +160,67 @@ def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num:
     -------
     EvaluationResult
     """
-    from lensnet.simulate.simulator import LensSimulator
+    name = getattr(predictor, "card", {}).get("name", type(predictor).__name__)
+    return evaluate_predictors({name: predictor}, preset, num, seed, batch_size, device, progress)[name]
 
+
+def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "paper", num: int = 1000,
+                        seed: int = 2024, batch_size: int = 50, device: str | torch.device | None = None,
+                        progress: bool = True) -> dict[str, EvaluationResult]:
+    """:func:`evaluate_predictor` for several predictors (name -> predictor) on one simulated test set.
+
+    Each lens is simulated once and estimated by every predictor; ``simulation_s`` of each result is
+    the shared simulation time.
+    """
     if int(num) != num or num < 1:
         raise LensnetRangeError("num", num, 1, None, "the test set needs at least one lens")
-    config = get_preset(preset) if isinstance(preset, str) else preset
-    if config.source.split != "all":
-        config = SimulationConfig.from_dict({"source": {"split": "test"}}, base=config)
+    if not predictors:
+        raise LensnetValueError("no predictor to evaluate")
+    config = held_out_config(preset, "test")
     if device is None:
-        param = next(predictor.parameters(), None) if hasattr(predictor, "parameters") else None
+        first = next(iter(predictors.values()))
+        param = next(first.parameters(), None) if hasattr(first, "parameters") else None
         device = param.device if param is not None else "cpu"
     device = torch.device(device)
-    simulator = LensSimulator(config, device=device)
-    truth, means, stds, t_sim, t_inf = [], [], [], 0.0, 0.0
-    with tqdm(total=int(num), unit="lens", desc="evaluating", disable=not progress) as bar:
-        for i, start in enumerate(range(0, int(num), SIM_CHUNK)):
-            t0 = time.perf_counter()
-            batch = simulator.simulate(min(SIM_CHUNK, int(num) - start), LensSimulator.batch_seed(int(seed), i))
-            t1 = _synchronized(device)
+    truth, t_sim = [], 0.0
+    means = {name: [] for name in predictors}
+    stds = {name: [] for name in predictors}
+    t_inf = dict.fromkeys(predictors, 0.0)
+    for batch, seconds in simulated_chunks(config, int(num), int(seed), device, progress):
+        t_sim += seconds
+        truth.append(batch.targets.double().cpu())
+        for name, predictor in predictors.items():
+            t0 = _synchronized(device)
             mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size)
-            t2 = _synchronized(device)
-            t_sim, t_inf = t_sim + t1 - t0, t_inf + t2 - t1
-            truth.append(batch.targets.double().cpu())
-            means.append(mean.double().cpu())
-            stds.append(std.double().cpu())
+            t_inf[name] += _synchronized(device) - t0
+            means[name].append(mean.double().cpu())
+            stds[name].append(std.double().cpu())
+    truth = torch.cat(truth)
+    return {name: EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), name, config.name,
+                                   int(seed), t_inf[name], t_sim, str(device)) for name in predictors}
+
+
+def held_out_config(preset: str | SimulationConfig, split: str) -> SimulationConfig:
+    """``preset`` with its real galaxies from the bank's ``split`` ('val' or 'test'), unless it uses them all."""
+    config = get_preset(preset) if isinstance(preset, str) else preset
+    if config.source.split != "all":
+        config = SimulationConfig.from_dict({"source": {"split": split}}, base=config)
+    return config
+
+
+def simulated_chunks(config: SimulationConfig, num: int, seed: int, device: torch.device, progress: bool = True):
+    """Yield (batch, seconds) for ``num`` lenses in chunks of :data:`SIM_CHUNK`, chunk i from
+    ``LensSimulator.batch_seed(seed, i)``: the seeded test (or fit) set, with a progress bar."""
+    from lensnet.simulate.simulator import LensSimulator
+
+    simulator = LensSimulator(config, device=device)
+    with tqdm(total=num, unit="lens", desc="simulating and estimating", disable=not progress) as bar:
+        for i, start in enumerate(range(0, num, SIM_CHUNK)):
+            t0 = time.perf_counter()
+            batch = simulator.simulate(min(SIM_CHUNK, num - start), LensSimulator.batch_seed(seed, i))
+            seconds = _synchronized(device) - t0
+            yield batch, seconds
             bar.update(len(batch))
-    name = getattr(predictor, "card", {}).get("name", type(predictor).__name__)
-    return EvaluationResult(torch.cat(truth), torch.cat(means), torch.cat(stds), name, config.name, int(seed),
-                            t_inf, t_sim, str(device))
 
 
 def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = None, preset: str | None = None,
