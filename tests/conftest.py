@@ -1,5 +1,6 @@
 """Shared fixtures: path to the shared real data, seeded generators."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def write_tiny_checkpoint():
+    """``write_tiny_checkpoint(path, preset="tiny", steps=7, seed=0)``: a random lensnet_resnet_small
+    checkpoint in run_training's format (``tests/tiny_checkpoint.py``)."""
+    spec = importlib.util.spec_from_file_location("lensnet_tests_tiny_checkpoint",
+                                                  Path(__file__).with_name("tiny_checkpoint.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_tiny_checkpoint

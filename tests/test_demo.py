@@ -1,8 +1,5 @@
 """`lensnet demo` writes its figures and prints the parameter tables, with and without shipped weights."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
@@ -11,11 +8,6 @@ import lensnet.networks.pretrained
 from lensnet.cli import cli
 from lensnet.networks.pretrained import DEFAULT_PRETRAINED
 from lensnet.training.export import export_model
-
-_spec = importlib.util.spec_from_file_location(
-    "lensnet_tests_export_demo", Path(__file__).resolve().parent / "training" / "test_export.py")
-_export_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_export_tests)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -49,10 +41,10 @@ def test_demo_without_weights_says_so(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def shipped_tiny_model(tmp_path, monkeypatch):
+def shipped_tiny_model(tmp_path, monkeypatch, write_tiny_checkpoint):
     """A random small network exported for the paper's 192 x 192 images, installed as the default model."""
     folder = tmp_path / "weights"
-    ckpt = _export_tests.write_tiny_checkpoint(tmp_path / "last.ckpt", preset="paper")
+    ckpt = write_tiny_checkpoint(tmp_path / "last.ckpt", preset="paper")
     export_model(ckpt, folder, name=DEFAULT_PRETRAINED)
     monkeypatch.setattr(lensnet.networks.pretrained, "weights_directory", lambda: folder)
     return folder

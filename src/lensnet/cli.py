@@ -168,17 +168,31 @@ def models():
         click.echo(f"{name:24s} {n / 1e6:8.2f} M parameters")
 
 
+def _test_set_options(output_dir: str):
+    """The options of commands that score models on the seeded test set: size, seed, batching, device, output."""
+    options = [
+        click.option("--num", default=1000, show_default=True, help="Number of test lenses."),
+        click.option("--seed", default=2024, show_default=True, help="Seed of the test set."),
+        click.option("--batch-size", default=50, show_default=True, help="Images per forward pass."),
+        click.option("--device", default="auto", show_default=True,
+                     help="cpu, cuda, cuda:1, ...; auto: cuda if available."),
+        click.option("--output-dir", default=output_dir, show_default=True, help="Folder for JSON, Markdown, PNG."),
+        click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs)."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
 @cli.command()
 @click.option("--weights", help="Shipped model to evaluate [lensnet's default model].")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="Evaluate a training checkpoint instead.")
 @click.option("--preset", help="Simulation preset of the test set: paper, hst-acs or tiny [the model's own].")
-@click.option("--num", default=1000, show_default=True, help="Number of test lenses.")
-@click.option("--seed", default=2024, show_default=True, help="Seed of the test set.")
-@click.option("--batch-size", default=50, show_default=True, help="Images per forward pass.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...; auto: cuda if available.")
-@click.option("--output-dir", default="lensnet_evaluation", show_default=True, help="Folder for JSON, Markdown, PNG.")
-@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+@_test_set_options("lensnet_evaluation")
 def evaluate(weights, checkpoint, preset, num, seed, batch_size, device, output_dir, no_progress_bar):
     """Evaluate a trained model on a seeded test set (the paper's Table 1 and Fig. 1)."""
     from lensnet.evaluate import format_table, run_evaluation
@@ -194,12 +208,7 @@ def evaluate(weights, checkpoint, preset, num, seed, batch_size, device, output_
 @click.argument("members", nargs=-1, required=True)
 @click.option("--num-fit", default=2000, show_default=True, help="Held-out lenses ('val' galaxies) to fit the weights on.")
 @click.option("--fit-seed", default=2025, show_default=True, help="Seed of the fit set.")
-@click.option("--num", default=1000, show_default=True, help="Number of test lenses.")
-@click.option("--seed", default=2024, show_default=True, help="Seed of the test set (as `lensnet evaluate`).")
-@click.option("--batch-size", default=50, show_default=True, help="Images per forward pass.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...; auto: cuda if available.")
-@click.option("--output-dir", default="lensnet_combination", show_default=True, help="Folder for JSON, Markdown, PNG.")
-@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+@_test_set_options("lensnet_combination")
 def combine(members, num_fit, fit_seed, num, seed, batch_size, device, output_dir, no_progress_bar):
     """Fit the paper's combined network of MEMBERS (shipped names or checkpoints) and tabulate every row."""
     from lensnet.evaluate.combination import format_combination_table, run_combination

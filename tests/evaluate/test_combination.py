@@ -1,8 +1,6 @@
 """`lensnet combine`: the paper's combined network fitted on held-out lenses, tabulated beside its members."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,16 +9,11 @@ from lensnet.cli import cli
 from lensnet.errors import LensnetValueError
 from lensnet.evaluate.combination import run_combination
 
-_spec = importlib.util.spec_from_file_location(
-    "lensnet_tests_export_combination", Path(__file__).resolve().parents[1] / "training" / "test_export.py")
-_export_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_export_tests)
-
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory):
+def members(tmp_path_factory, write_tiny_checkpoint):
     folder = tmp_path_factory.mktemp("members")
-    return [str(_export_tests.write_tiny_checkpoint(folder / f"m{i}.ckpt", steps=7 + i, seed=i)) for i in range(2)]
+    return [str(write_tiny_checkpoint(folder / f"m{i}.ckpt", steps=7 + i, seed=i)) for i in range(2)]
 
 
 def test_cli_combine_fits_weights_and_tabulates_every_row(members, tmp_path):

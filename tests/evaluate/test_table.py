@@ -1,8 +1,6 @@
 """evaluate_predictor on seeded test sets, the Table-1 report and its files, and `lensnet evaluate`."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,11 +10,6 @@ from lensnet.cli import cli
 from lensnet.evaluate import PAPER_TABLE1, compute_metrics, evaluate_predictor, format_table, write_results
 from lensnet.networks import create_model
 from lensnet.networks.pretrained import DEFAULT_PRETRAINED, LensPredictor, list_pretrained, load_pretrained
-
-_spec = importlib.util.spec_from_file_location(
-    "lensnet_tests_export_table", Path(__file__).resolve().parents[1] / "training" / "test_export.py")
-_export_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_export_tests)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +57,8 @@ def test_table_and_files(tiny_result, tmp_path):
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_evaluate_checkpoint(tmp_path):
-    ckpt = _export_tests.write_tiny_checkpoint(tmp_path / "last.ckpt")
+def test_cli_evaluate_checkpoint(tmp_path, write_tiny_checkpoint):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.ckpt")
     out = tmp_path / "eval"
     result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(ckpt), "--num", "12", "--seed", "1",
                                       "--device", "cpu", "--output-dir", str(out), "--no-progress-bar"])

@@ -1,8 +1,6 @@
 """Shipped-model loading (missing and corrupt files) and LensPredictor.predict's checks and batching."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,18 +11,11 @@ from lensnet.networks.pretrained import LensPredictor, list_pretrained, load_pre
 from lensnet.preprocess import normalize_images
 from lensnet.training.export import export_model
 
-_spec = importlib.util.spec_from_file_location(
-    "lensnet_tests_export", Path(__file__).resolve().parents[1] / "training" / "test_export.py")
-_export_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_export_tests)
-
-
-
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
+def weights_dir(tmp_path_factory, write_tiny_checkpoint):
     folder = tmp_path_factory.mktemp("weights")
-    export_model(_export_tests.write_tiny_checkpoint(folder / "tiny.ckpt"), folder, name="tiny_model")
+    export_model(write_tiny_checkpoint(folder / "tiny.ckpt"), folder, name="tiny_model")
     return folder
 
 
