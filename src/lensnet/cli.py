@@ -192,13 +192,16 @@ def _test_set_options(output_dir: str):
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="Evaluate a training checkpoint instead.")
 @click.option("--preset", help="Simulation preset of the test set: paper, hst-acs or tiny [the model's own].")
+@click.option("--symmetrize", is_flag=True,
+              help="Average each estimate over the 8 rotations and reflections of the image (8x the compute).")
 @_test_set_options("lensnet_evaluation")
-def evaluate(weights, checkpoint, preset, num, seed, batch_size, device, output_dir, no_progress_bar):
+def evaluate(weights, checkpoint, preset, symmetrize, num, seed, batch_size, device, output_dir, no_progress_bar):
     """Evaluate a trained model on a seeded test set (the paper's Table 1 and Fig. 1)."""
     from lensnet.evaluate import format_table, run_evaluation
 
     result, paths = run_evaluation(weights, checkpoint, preset, num=num, seed=seed, batch_size=batch_size,
-                                   device=device, output_dir=output_dir, progress=not no_progress_bar)
+                                   device=device, output_dir=output_dir, progress=not no_progress_bar,
+                                   symmetrize=symmetrize)
     click.echo(format_table(result))
     for path in paths:
         click.echo(f"wrote {path}")

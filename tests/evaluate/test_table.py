@@ -38,6 +38,13 @@ def test_evaluate_predictor_on_tiny_preset(tiny_result, toy_predictor):
     json.dumps(r.to_dict())  # serialisable
 
 
+def test_symmetrized_evaluation_is_labelled_and_differs(tiny_result, toy_predictor):
+    r = evaluate_predictor(toy_predictor, "tiny", num=60, seed=3, batch_size=16, progress=False, symmetrize=True)
+    assert r.model == "toy (8 views)" and "lensnet: toy (8 views)" in format_table(r)
+    torch.testing.assert_close(r.truth, tiny_result.truth)
+    assert not torch.allclose(r.mean, tiny_result.mean)
+
+
 def test_perfect_estimates_have_zero_error(tiny_result):
     truth = tiny_result.truth
     m = compute_metrics(truth, truth.clone(), torch.full_like(truth, 0.01))
@@ -65,6 +72,11 @@ def test_cli_evaluate_checkpoint(tmp_path, write_tiny_checkpoint):
     assert result.exit_code == 0, result.output
     assert "paper: combined" in result.output and (out / "evaluation_estimates.png").is_file()
     assert json.loads((out / "evaluation.json").read_text())["test_set"]["simulation"] == "tiny"
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(ckpt), "--num", "12", "--seed", "1",
+                                      "--symmetrize", "--device", "cpu", "--output-dir", str(out),
+                                      "--no-progress-bar"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "evaluation.json").read_text())["model"].endswith("(8 views)")
 
 
 def test_shipped_weights_beat_prior_mean():

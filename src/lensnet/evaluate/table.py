@@ -135,12 +135,12 @@ def model_simulation_config(card: dict) -> SimulationConfig:
 
 def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num: int = 1000, seed: int = 2024,
                        batch_size: int = 50, device: str | torch.device | None = None,
-                       progress: bool = True) -> EvaluationResult:
+                       progress: bool = True, symmetrize: bool = False) -> EvaluationResult:
     """Simulate ``num`` seeded test lenses and estimate their parameters with ``predictor``.
 
     Parameters
     ----------
-    predictor : LensPredictor, or an object with ``predict(images, normalized=True, batch_size=...)``
+    predictor : LensPredictor, or an object with ``predict(images, normalized=True, batch_size=..., symmetrize=...)``
         It returns (mean, std), each (B, 5), for normalised images (B, C, H, W).
     preset : str or SimulationConfig
         Simulation preset name or config ['paper']; its real galaxies are drawn from the ``test``
@@ -155,22 +155,27 @@ def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num:
         Where to simulate and predict [the predictor's device, else cpu].
     progress : bool
         Show a progress bar [True].
+    symmetrize : bool
+        Average each estimate over the eight rotations and reflections of the image
+        (:mod:`lensnet.networks.symmetry`); the result's model name gets " (8 views)" [False].
 
     Returns
     -------
     EvaluationResult
     """
     name = getattr(predictor, "card", {}).get("name", type(predictor).__name__)
-    return evaluate_predictors({name: predictor}, preset, num, seed, batch_size, device, progress)[name]
+    return next(iter(evaluate_predictors({name: predictor}, preset, num, seed, batch_size, device, progress,
+                                         symmetrize).values()))
 
 
 def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "paper", num: int = 1000,
                         seed: int = 2024, batch_size: int = 50, device: str | torch.device | None = None,
-                        progress: bool = True) -> dict[str, EvaluationResult]:
+                        progress: bool = True, symmetrize: bool = False) -> dict[str, EvaluationResult]:
     """:func:`evaluate_predictor` for several predictors (name -> predictor) on one simulated test set.
 
     Each lens is simulated once and estimated by every predictor; ``simulation_s`` of each result is
-    the shared simulation time.
+    the shared simulation time. With ``symmetrize``, the keys and model names of the results end in
+    " (8 views)".
     """
     if int(num) != num or num < 1:
         raise LensnetRangeError("num", num, 1, None, "the test set needs at least one lens")
@@ -191,13 +196,15 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
         truth.append(batch.targets.double().cpu())
         for name, predictor in predictors.items():
             t0 = _synchronized(device)
-            mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size)
+            mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size, symmetrize=symmetrize)
             t_inf[name] += _synchronized(device) - t0
             means[name].append(mean.double().cpu())
             stds[name].append(std.double().cpu())
     truth = torch.cat(truth)
-    return {name: EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), name, config.name,
-                                   int(seed), t_inf[name], t_sim, str(device)) for name in predictors}
+    label = (lambda name: f"{name} (8 views)") if symmetrize else (lambda name: name)
+    return {label(name): EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), label(name),
+                                          config.name, int(seed), t_inf[name], t_sim, str(device))
+            for name in predictors}
 
 
 def held_out_config(preset: str | SimulationConfig, split: str) -> SimulationConfig:
@@ -225,8 +232,8 @@ def simulated_chunks(config: SimulationConfig, num: int, seed: int, device: torc
 
 def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = None, preset: str | None = None,
                    num: int = 1000, seed: int = 2024, batch_size: int = 50, device: str | None = None,
-                   output_dir: str | Path = "lensnet_evaluation",
-                   progress: bool = True) -> tuple[EvaluationResult, list[Path]]:
+                   output_dir: str | Path = "lensnet_evaluation", progress: bool = True,
+                   symmetrize: bool = False) -> tuple[EvaluationResult, list[Path]]:
     """Load a model, evaluate it and write the results: the library call behind ``lensnet evaluate``.
 
     Parameters
@@ -245,6 +252,8 @@ def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = N
         Folder for :func:`write_results` ["lensnet_evaluation"].
     progress : bool
         Show a progress bar [True].
+    symmetrize : bool
+        Average every estimate over the eight rotations and reflections of the image [False].
 
     Returns
     -------
@@ -268,7 +277,8 @@ def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = N
     predictor = (LensPredictor.from_checkpoint(checkpoint) if checkpoint
                  else load_pretrained(weights or DEFAULT_PRETRAINED)).to(device)
     config = preset or model_simulation_config(predictor.card)
-    result = evaluate_predictor(predictor, config, num=num, seed=seed, batch_size=batch_size, progress=progress)
+    result = evaluate_predictor(predictor, config, num=num, seed=seed, batch_size=batch_size, progress=progress,
+                                symmetrize=symmetrize)
     return result, write_results(result, output_dir)
 
 

@@ -36,6 +36,7 @@ import torch.nn as nn
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError, check_finite
 from lensnet.networks.registry import create_model
+from lensnet.networks.symmetry import symmetrized_estimate
 from lensnet.preprocess import normalize_images
 
 __all__ = ["DEFAULT_PRETRAINED", "CARD_FORMAT", "LensPredictor", "list_pretrained", "load_pretrained",
@@ -111,7 +112,7 @@ class LensPredictor(nn.Module):
         return mean, torch.exp(0.5 * log_var) * self.target_std
 
     def predict(self, images: torch.Tensor, masks: torch.Tensor | None = None, normalized: bool = False,
-                batch_size: int = PREDICT_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+                batch_size: int = PREDICT_BATCH, symmetrize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Estimate the SIE parameters of a batch of images, with 1-sigma uncertainties.
 
         Parameters
@@ -125,6 +126,10 @@ class LensPredictor(nn.Module):
             Whether ``images`` are already normalised [False].
         batch_size : int
             Images per forward pass [64].
+        symmetrize : bool
+            Average the estimates of the eight rotations and reflections of each image
+            (:func:`lensnet.networks.symmetry.symmetrized_estimate`): more accurate, eight times
+            the compute; needs square images [False].
 
         Returns
         -------
@@ -142,6 +147,8 @@ class LensPredictor(nn.Module):
             If ``images`` is not floating point or holds NaN or infinity.
         """
         self._check_images(images, masks)
+        if symmetrize and images.shape[-1] != images.shape[-2]:
+            raise LensnetShapeError("images", images.shape, "(B, C, N, N): symmetrize needs square images")
         if int(batch_size) < 1:
             raise LensnetValueError(f"batch_size = {batch_size}: expected a positive number of images")
         param = next(self.parameters())
@@ -156,7 +163,7 @@ class LensPredictor(nn.Module):
                     x = normalize_images(x, m)
                 elif m is not None:
                     x = x.masked_fill(m, 0.0)
-                mean, std = self(x.to(param.dtype))
+                mean, std = symmetrized_estimate(self, x.to(param.dtype)) if symmetrize else self(x.to(param.dtype))
                 means.append(mean)
                 stds.append(std)
         self.train(was_training)

@@ -152,14 +152,16 @@ class CombinedNetwork(nn.Module):
         stds = None if any(s is None for _, s in outputs) else torch.stack([s for _, s in outputs])
         return self.combine(means, stds)
 
-    def predict(self, images: torch.Tensor, normalized: bool = False,
-                batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, images: torch.Tensor, normalized: bool = False, batch_size: int = 64,
+                symmetrize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Combined (mean, std), each (B, K), of images (B, C, H, W), as LensPredictor.predict gives them.
 
         Every member must have ``predict`` (a :class:`~lensnet.networks.pretrained.LensPredictor`);
-        each one checks and, unless ``normalized``, normalises the images itself.
+        each one checks and, unless ``normalized``, normalises the images itself, and with
+        ``symmetrize`` averages its estimates over the eight views of each image.
         """
-        outputs = [member.predict(images, normalized=normalized, batch_size=batch_size) for member in self.members]
+        outputs = [member.predict(images, normalized=normalized, batch_size=batch_size, symmetrize=symmetrize)
+                   for member in self.members]
         means = self.align(torch.stack([m for m, _ in outputs]))
         with torch.inference_mode():
             return self.combine(means.to(self.weights.dtype), torch.stack([s for _, s in outputs]).to(self.weights.dtype))
