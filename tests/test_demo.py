@@ -24,6 +24,10 @@ def test_demo_writes_png_and_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == PNG
     assert "theta_E" in result.output and "center_x" in result.output
+    if DEFAULT_PRETRAINED in lensnet.networks.pretrained.list_pretrained():  # counts every training stage
+        training = lensnet.networks.pretrained.pretrained_card()["training"]
+        images = training.get("num_training_images_all_stages", training["num_training_images"])
+        assert f"trained on {images:,} simulated lenses" in result.output
 
 
 def test_demo_rejects_bad_num(tmp_path):

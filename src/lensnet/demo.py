@@ -119,8 +119,10 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
     predictor = load_pretrained(name)
     result = evaluate_predictor(predictor, model_simulation_config(predictor.card), num=num, seed=seed, progress=False)
     card = predictor.card
+    training = card["training"]
+    images = training.get("num_training_images_all_stages", training["num_training_images"])
     click.echo(f"Shipped model {name}: {card['model']['name']} trained on "
-               f"{card['training']['num_training_images']:,} simulated lenses. It estimated {num} new test lenses "
+               f"{images:,} simulated lenses. It estimated {num} new test lenses "
                f"(all observational effects, held-out source galaxies, seed {seed}) in {result.inference_s:.2f} s "
                f"on the {result.device.upper()}:")
     click.echo(estimate_table(result.truth, result.mean, result.std, DEMO_SHOWN))
