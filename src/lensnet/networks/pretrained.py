@@ -147,8 +147,6 @@ class LensPredictor(nn.Module):
             If ``images`` is not floating point or holds NaN or infinity.
         """
         self._check_images(images, masks)
-        if symmetrize and images.shape[-1] != images.shape[-2]:
-            raise LensnetShapeError("images", images.shape, "(B, C, N, N): symmetrize needs square images")
         if int(batch_size) < 1:
             raise LensnetValueError(f"batch_size = {batch_size}: expected a positive number of images")
         param = next(self.parameters())
