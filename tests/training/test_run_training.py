@@ -40,6 +40,14 @@ class Interrupt(Callback):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+class RecordProgressBar(Callback):
+    """The training bar's (description, steps shown, total) at the end of the run."""
+
+    def on_train_end(self, trainer, pl_module):
+        bar = trainer.progress_bar_callback.train_progress_bar
+        self.seen = (bar.desc.rstrip(": "), bar.n, bar.total)
+
+
 def _mean(values):
     return sum(values) / len(values)
 
@@ -95,8 +103,10 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(resume_setup
     assert stopped.global_step == (17 if how == "keyboard" else 18)  # SIGTERM lets the step finish
     with pytest.raises(LensnetIOError, match="resume"):
         run_training(config, simulator_factory=factory, enable_progress_bar=False)
-    resumed = run_training(config, resume="last", simulator_factory=factory, enable_progress_bar=False)
+    bar = RecordProgressBar()
+    resumed = run_training(config, resume="last", simulator_factory=factory, callbacks=[bar])
     assert not resumed.interrupted and resumed.global_step == 40
+    assert bar.seen == ("Epoch 0", 40, 40)  # the resumed bar counts the whole run's steps
     assert not (tmp_path / "checkpoints" / "interrupted.ckpt").exists()
     expected = reference.module.state_dict()
     for name, value in resumed.module.state_dict().items():

@@ -33,7 +33,8 @@ from typing import Sequence
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import (Callback, LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint,
+                                         TQDMProgressBar)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lensnet import __version__
@@ -286,9 +287,23 @@ def _make_trainer(config: TrainConfig, info: dict, callbacks: Sequence[Callback]
             LearningRateMonitor(logging_interval="step"),
             _ReseedEachStep(config.seed),
             _StoreInCheckpoint(info),
+            *([_RunProgressBar()] if enable_progress_bar else []),
             *callbacks,
         ],
     )
+
+
+class _RunProgressBar(TQDMProgressBar):
+    """Steps done out of ``max_steps``, also after a resume.
+
+    Lightning sets the bar's total and description in ``on_train_epoch_start``, which a run resumed in the
+    middle of its (single, endless) epoch never calls; without this the resumed bar reads "Training: 5022/?".
+    """
+
+    def on_train_start(self, trainer, pl_module):
+        super().on_train_start(trainer, pl_module)
+        self.train_progress_bar.total = trainer.max_steps
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch}")
 
 
 class _ReseedEachStep(Callback):
