@@ -2,11 +2,15 @@
 
 import json
 
+import astropy.units as u
+import numpy as np
 import pytest
 import torch
+from astropy.table import Table
 from click.testing import CliRunner
 
 from lensnet.cli import cli
+from lensnet.conventions import PARAM_NAMES
 from lensnet.evaluate import PAPER_TABLE1, compute_metrics, evaluate_predictor, format_table, write_results
 from lensnet.networks import create_model
 from lensnet.networks.pretrained import DEFAULT_PRETRAINED, LensPredictor, list_pretrained, load_pretrained
@@ -59,9 +63,21 @@ def test_table_and_files(tiny_result, tmp_path):
     assert f"{PAPER_TABLE1['Inception-v4'][0]:.2f}" in text
     assert format_table(tiny_result.to_dict(), markdown=True).count("| paper:") == len(PAPER_TABLE1)
     paths = write_results(tiny_result, tmp_path / "out")
-    assert [p.name for p in paths] == ["evaluation.json", "evaluation.md", "evaluation_estimates.png"]
+    assert [p.name for p in paths] == ["evaluation.json", "evaluation.md", "evaluation_estimates.png",
+                                       "evaluation_lenses.fits"]
     assert json.loads(paths[0].read_text())["test_set"]["num"] == 60
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_per_lens_fits_table(tiny_result, tmp_path):
+    path = write_results(tiny_result, tmp_path)[3]
+    lenses = Table.read(path)
+    assert len(lenses) == 60 and lenses.meta["MODEL"] == tiny_result.model and lenses.meta["SEED"] == tiny_result.seed
+    assert lenses["theta_E"].unit == u.arcsec and lenses["e1_sigma"].unit is None
+    for i, name in enumerate(PARAM_NAMES):
+        for column, values in ((f"{name}_true", tiny_result.truth), (name, tiny_result.mean),
+                               (f"{name}_sigma", tiny_result.std)):
+            np.testing.assert_allclose(lenses[column], values[:, i].double().numpy(), rtol=1e-7)
 
 
 def test_cli_evaluate_checkpoint(tmp_path, write_tiny_checkpoint):

@@ -7,7 +7,7 @@ and in the paper's convention (:mod:`lensnet.evaluate.metrics`), the RMS, the st
 of the residuals (the released code's metric), the coverage of the predicted 68% and 95% intervals,
 and the 68% error of the constant predictor equal to the mean truth (the baseline any model must
 beat). :func:`format_table` sets our numbers beside the paper's Table 1, :func:`write_results`
-writes JSON and Markdown, and :func:`plot_estimates` draws estimates against truth as the paper's
+writes JSON, Markdown and a FITS table of every lens (:func:`lens_table`), and :func:`plot_estimates` draws estimates against truth as the paper's
 Fig. 1 (68% and 95% bands of the estimates and the y = x line).
 
 The test set is a function of (preset, num, seed) only: lens chunk i of :data:`SIM_CHUNK` lenses is
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from astropy.table import Table
 from tqdm.auto import tqdm
 
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS
@@ -30,11 +31,13 @@ from lensnet.errors import LensnetRangeError, LensnetShapeError, LensnetValueErr
 from lensnet.evaluate.metrics import (PAPER_PARAM_NAMES, coverage, error68, error68_abs, paper_residuals,
                                       residual_std, rms)
 from lensnet.io.atomic import atomic_output
+from lensnet.io.fits import write_table
 from lensnet.simulate.config import SimulationConfig, get_preset
 
 __all__ = ["PAPER_TABLE1", "SIM_CHUNK", "EvaluationResult", "compute_metrics", "evaluate_predictor",
            "evaluate_predictors", "held_out_config", "simulated_chunks",
-           "run_evaluation", "format_table", "write_results", "plot_estimates", "model_simulation_config"]
+           "run_evaluation", "format_table", "lens_table", "write_results", "plot_estimates",
+           "model_simulation_config"]
 
 #: Table 1 of Hezaveh et al. 2017: 68% errors of theta_E ("), eps_x, eps_y, x ("), y (").
 PAPER_TABLE1 = {
@@ -318,20 +321,37 @@ def format_table(result: EvaluationResult | dict, markdown: bool = False) -> str
                       table(["", *lens_head], rows2)])
 
 
-def write_results(result: EvaluationResult, output_dir: str | Path, name: str = "evaluation") -> list[Path]:
-    """Write ``<name>.json``, ``<name>.md`` and the Fig.-1-style ``<name>_estimates.png`` into ``output_dir``.
+def lens_table(result: EvaluationResult) -> Table:
+    """Every test lens as an astropy table: true value, estimate and 1-sigma of each parameter.
 
-    Existing files are replaced. Returns the three paths.
+    Columns ``<param>_true``, ``<param>`` and ``<param>_sigma`` for each of :data:`lensnet.PARAM_NAMES`
+    (lensnet's convention, with units), so that errors can be studied against any parameter.
+    """
+    table = Table(meta={"MODEL": result.model, "SIMUL": result.simulation, "SEED": result.seed,
+                        "SPLIT": "test"})
+    for i, (name, unit) in enumerate(zip(PARAM_NAMES, PARAM_UNITS)):
+        for column, values in ((f"{name}_true", result.truth), (name, result.mean), (f"{name}_sigma", result.std)):
+            table[column] = values[:, i].detach().to("cpu", torch.float64).numpy()
+            table[column].unit = unit or None
+    return table
+
+
+def write_results(result: EvaluationResult, output_dir: str | Path, name: str = "evaluation") -> list[Path]:
+    """Write ``<name>.json``, ``<name>.md``, the Fig.-1-style ``<name>_estimates.png`` and the per-lens
+    FITS table ``<name>_lenses.fits`` (:func:`lens_table`) into ``output_dir``.
+
+    Existing files are replaced. Returns the four paths.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}_estimates.png"]
+    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}_estimates.png", out / f"{name}_lenses.fits"]
     with atomic_output(paths[0], overwrite=True) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     with atomic_output(paths[1], overwrite=True) as tmp:
         tmp.write_text(f"# Evaluation of {result.model}\n\n{format_table(result, markdown=True)}\n")
     title = f"{result.model}: {result.truth.shape[0]} test lenses ({result.simulation}, seed {result.seed})"
     plot_estimates(result.truth, result.mean, result.std, paths[2], title=title)
+    write_table(paths[3], lens_table(result), overwrite=True)
     return paths
 
 
