@@ -25,8 +25,7 @@ def test_demo_writes_png_and_table(tmp_path):
     assert out.read_bytes()[:8] == PNG
     assert "theta_E" in result.output and "center_x" in result.output
     if DEFAULT_PRETRAINED in lensnet.networks.pretrained.list_pretrained():  # counts every training stage
-        training = lensnet.networks.pretrained.pretrained_card()["training"]
-        images = training.get("num_training_images_all_stages", training["num_training_images"])
+        images = lensnet.networks.pretrained.training_images(lensnet.networks.pretrained.pretrained_card())
         assert f"trained on {images:,} simulated lenses" in result.output
 
 

@@ -176,7 +176,8 @@ def _test_set_options(output_dir: str):
         click.option("--batch-size", default=50, show_default=True, help="Images per forward pass."),
         click.option("--device", default="auto", show_default=True,
                      help="cpu, cuda, cuda:1, ...; auto: cuda if available."),
-        click.option("--output-dir", default=output_dir, show_default=True, help="Folder for the result files (JSON, Markdown, plots, FITS tables)."),
+        click.option("--output-dir", default=output_dir, show_default=True,
+                     help="Folder for the result files (JSON, Markdown, plots, FITS tables)."),
         click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs)."),
     ]
 

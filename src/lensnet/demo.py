@@ -26,7 +26,7 @@ from lensnet.conventions import PARAM_NAMES, qphi_to_e1e2
 from lensnet.errors import LensnetRangeError
 from lensnet.io.atomic import atomic_output
 from lensnet.lensing import PixelGrid, sie_caustic, sie_critical_curve, sie_cut
-from lensnet.networks.pretrained import DEFAULT_PRETRAINED, list_pretrained
+from lensnet.networks.pretrained import DEFAULT_PRETRAINED, list_pretrained, training_images
 from lensnet.simulate.config import SourceConfig
 from lensnet.simulate.placement import REGION_CUT, AcceptedLenses, draw_accepted, placement_regions
 from lensnet.simulate.prior import LensPrior
@@ -119,10 +119,8 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
     predictor = load_pretrained(name)
     result = evaluate_predictor(predictor, model_simulation_config(predictor.card), num=num, seed=seed, progress=False)
     card = predictor.card
-    training = card["training"]
-    images = training.get("num_training_images_all_stages", training["num_training_images"])
     click.echo(f"Shipped model {name}: {card['model']['name']} trained on "
-               f"{images:,} simulated lenses. It estimated {num} new test lenses "
+               f"{training_images(card):,} simulated lenses. It estimated {num} new test lenses "
                f"(all observational effects, held-out source galaxies, seed {seed}) in {result.inference_s:.2f} s "
                f"on the {result.device.upper()}:")
     click.echo(estimate_table(result.truth, result.mean, result.std, DEMO_SHOWN))

@@ -7,8 +7,9 @@ and in the paper's convention (:mod:`lensnet.evaluate.metrics`), the RMS, the st
 of the residuals (the released code's metric), the coverage of the predicted 68% and 95% intervals,
 and the 68% error of the constant predictor equal to the mean truth (the baseline any model must
 beat). :func:`format_table` sets our numbers beside the paper's Table 1, :func:`write_results`
-writes JSON, Markdown and a FITS table of every lens (:func:`lens_table`), and :func:`plot_estimates` draws estimates against truth as the paper's
-Fig. 1 (68% and 95% bands of the estimates and the y = x line).
+writes JSON, Markdown and a FITS table of every lens (:func:`lens_table`), and :func:`plot_estimates`
+draws estimates against truth as the paper's Fig. 1 (68% and 95% bands of the estimates and the
+y = x line).
 
 The test set is a function of (preset, num, seed) only: lens chunk i of :data:`SIM_CHUNK` lenses is
 simulated from ``LensSimulator.batch_seed(seed, i)``.
@@ -143,7 +144,7 @@ def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num:
 
     Parameters
     ----------
-    predictor : LensPredictor, or an object with ``predict(images, normalized=True, batch_size=..., symmetrize=...)``
+    predictor : LensPredictor, or an object with ``predict(images, normalized=, batch_size=, symmetrize=)``
         It returns (mean, std), each (B, 5), for normalised images (B, C, H, W).
     preset : str or SimulationConfig
         Simulation preset name or config ['paper']; its real galaxies are drawn from the ``test``
@@ -167,8 +168,8 @@ def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num:
     EvaluationResult
     """
     name = getattr(predictor, "card", {}).get("name", type(predictor).__name__)
-    return next(iter(evaluate_predictors({name: predictor}, preset, num, seed, batch_size, device, progress,
-                                         symmetrize).values()))
+    results = evaluate_predictors({name: predictor}, preset, num, seed, batch_size, device, progress, symmetrize)
+    return next(iter(results.values()))
 
 
 def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "paper", num: int = 1000,
@@ -199,14 +200,15 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
         truth.append(batch.targets.double().cpu())
         for name, predictor in predictors.items():
             t0 = _synchronized(device)
-            mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size, symmetrize=symmetrize)
+            mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size,
+                                          symmetrize=symmetrize)
             t_inf[name] += _synchronized(device) - t0
             means[name].append(mean.double().cpu())
             stds[name].append(std.double().cpu())
     truth = torch.cat(truth)
-    label = (lambda name: f"{name} (8 views)") if symmetrize else (lambda name: name)
-    return {label(name): EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), label(name),
-                                          config.name, int(seed), t_inf[name], t_sim, str(device))
+    suffix = " (8 views)" if symmetrize else ""
+    return {name + suffix: EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), name + suffix,
+                                            config.name, int(seed), t_inf[name], t_sim, str(device))
             for name in predictors}
 
 
@@ -344,7 +346,7 @@ def write_results(result: EvaluationResult, output_dir: str | Path, name: str = 
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}_estimates.png", out / f"{name}_lenses.fits"]
+    paths = [out / f"{name}{ending}" for ending in (".json", ".md", "_estimates.png", "_lenses.fits")]
     with atomic_output(paths[0], overwrite=True) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     with atomic_output(paths[1], overwrite=True) as tmp:

@@ -40,7 +40,7 @@ from lensnet.networks.symmetry import symmetrized_estimate
 from lensnet.preprocess import normalize_images
 
 __all__ = ["DEFAULT_PRETRAINED", "CARD_FORMAT", "LensPredictor", "list_pretrained", "load_pretrained",
-           "pretrained_card", "weights_directory"]
+           "pretrained_card", "training_images", "weights_directory"]
 
 #: Name of the model ``load_pretrained()`` loads by default.
 DEFAULT_PRETRAINED = "lensnet_resnet_paper"
@@ -161,7 +161,8 @@ class LensPredictor(nn.Module):
                     x = normalize_images(x, m)
                 elif m is not None:
                     x = x.masked_fill(m, 0.0)
-                mean, std = symmetrized_estimate(self, x.to(param.dtype)) if symmetrize else self(x.to(param.dtype))
+                x = x.to(param.dtype)
+                mean, std = symmetrized_estimate(self, x) if symmetrize else self(x)
                 means.append(mean)
                 stds.append(std)
         self.train(was_training)
@@ -276,6 +277,15 @@ def pretrained_card(name: str = DEFAULT_PRETRAINED, directory: str | Path | None
         raise LensnetIOError(f"{path} has card version {card.get('format_version')}; this lensnet reads up to "
                              f"{CARD_VERSION}: upgrade lensnet")
     return card
+
+
+def training_images(card: dict) -> int:
+    """Simulated lenses a model card's model was trained on, over all its training stages.
+
+    Cards written before staged training record only their last run's ``num_training_images``.
+    """
+    training = card["training"]
+    return training.get("num_training_images_all_stages", training["num_training_images"])
 
 
 def load_pretrained(name: str = DEFAULT_PRETRAINED, device: str | torch.device | None = None,
