@@ -1,17 +1,69 @@
-"""The command line lists every stage and fails clearly on stages not built yet."""
+"""The command line: every built stage is listed, none that is not, and bad input gets one clear line."""
 
+import os
+
+import pytest
+import torch
 from click.testing import CliRunner
 
-from lensnet.cli import cli
+from lensnet.cli import cli, main
 
 
-def test_help_lists_every_stage():
+def test_help_lists_every_stage_and_no_stub():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for stage in ("simulate", "train", "evaluate", "predict", "deblend", "demo"):
+    for stage in ("simulate", "train", "export", "models", "evaluate", "combine", "demo"):
         assert stage in result.output
+    for stub in ("predict", "deblend"):
+        assert stub not in result.output
 
 
 def test_version():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0 and "0.1.0" in result.output
+
+
+def test_train_options_come_from_the_config():
+    from lensnet.training.config import TrainConfig
+
+    text = CliRunner().invoke(cli, ["train", "--help"]).output
+    assert "--preset [paper|hst-acs|tiny]" in text and "--warmup-steps" in text and "--init-from" in text
+    assert len([n for n, h in TrainConfig.describe().items() if h]) == len(TrainConfig.describe())
+
+
+def _one_line_error(capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code != 0 and message in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
+def test_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["simulate", "--preset", "tiny", "--num", "2", "--device", "cuda",
+                             "--output", str(tmp_path / "x.h5")], "sees no CUDA GPU")
+    _one_line_error(capsys, ["train", "--preset", "tiny", "--accelerator", "gpu", "--max-steps", "1",
+                             "--output-dir", str(tmp_path / "run")], "sees no CUDA GPU")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_gallery_into_a_read_only_folder_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    _one_line_error(capsys, ["simulate", "--preset", "tiny", "--gallery", str(folder / "g.png")], "not writable")
+
+
+def test_gallery_into_a_missing_folder_is_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["simulate", "--preset", "tiny", "--gallery", str(tmp_path / "no" / "g.png")],
+                    "does not exist")
+
+
+def test_evaluate_into_a_file_fails_before_the_work(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    err = _one_line_error(capsys, ["evaluate", "--num", "4", "--output-dir", str(target), "--no-progress-bar"],
+                          "it is a file, not a folder")
+    assert "simulating" not in err

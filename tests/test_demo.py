@@ -4,9 +4,9 @@ import pytest
 from click.testing import CliRunner
 
 import lensnet.demo
-import lensnet.networks.pretrained
+import lensnet.inference
 from lensnet.cli import cli
-from lensnet.networks.pretrained import DEFAULT_PRETRAINED
+from lensnet.inference import DEFAULT_PRETRAINED
 from lensnet.training.export import export_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -24,8 +24,8 @@ def test_demo_writes_png_and_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == PNG
     assert "theta_E" in result.output and "center_x" in result.output
-    if DEFAULT_PRETRAINED in lensnet.networks.pretrained.list_pretrained():  # counts every training stage
-        images = lensnet.networks.pretrained.training_images(lensnet.networks.pretrained.pretrained_card())
+    if DEFAULT_PRETRAINED in lensnet.inference.list_pretrained():  # counts every training stage
+        images = lensnet.inference.training_images(lensnet.inference.pretrained_card())
         assert f"trained on {images:,} simulated lenses" in result.output
 
 
@@ -49,7 +49,7 @@ def shipped_tiny_model(tmp_path, monkeypatch, write_tiny_checkpoint):
     folder = tmp_path / "weights"
     ckpt = write_tiny_checkpoint(tmp_path / "last.ckpt", preset="paper")
     export_model(ckpt, folder, name=DEFAULT_PRETRAINED)
-    monkeypatch.setattr(lensnet.networks.pretrained, "weights_directory", lambda: folder)
+    monkeypatch.setattr(lensnet.inference, "weights_directory", lambda: folder)
     return folder
 
 
@@ -58,5 +58,5 @@ def test_demo_estimates_test_lenses_with_shipped_weights(tmp_path, shipped_tiny_
     result = CliRunner().invoke(cli, ["demo", "--num", "1", "--seed", "2", "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert "estimate +- 1sig" in result.output and "68% errors over the 8 lenses" in result.output
-    assert "paper: combined network" in result.output
+    assert "paper: combined" in result.output and "prior mean (baseline)" in result.output
     assert (tmp_path / "demo_estimates.png").read_bytes()[:8] == PNG

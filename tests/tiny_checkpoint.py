@@ -7,7 +7,7 @@ from lensnet.networks import create_model
 from lensnet.simulate.config import get_preset
 from lensnet.training.config import TrainConfig
 from lensnet.training.module import LensRegressor
-from lensnet.training.train import CHECKPOINT_KEY
+from lensnet.training.checkpoint import CHECKPOINT_KEY
 
 SMALL_KWARGS = {"widths": [8, 16, 16, 16], "stem_width": 8}
 
@@ -24,14 +24,14 @@ def write_tiny_checkpoint(path, preset: str = "tiny", steps: int = 7, seed: int 
     backbone = create_model(config.model, in_chans=1, num_outputs=5, **config.model_kwargs)
     module = LensRegressor(backbone, target_mean=[1.0, 0.0, 0.0, 0.0, 0.0], target_std=[0.5, 0.2, 0.2, 0.1, 0.1])
     with torch.no_grad():
-        for name, tensor in module.backbone.state_dict().items():
+        for name, tensor in module.model.backbone.state_dict().items():
             if tensor.is_floating_point():
                 tensor.add_(0.05 * torch.randn_like(tensor))
                 if "running_var" in name:
                     tensor.abs_()
-        module.residual_rms.copy_(torch.tensor([0.1, 0.05, 0.05, 0.02, 0.02]))
+        module.model.residual_rms.copy_(torch.tensor([0.1, 0.05, 0.05, 0.02, 0.02]))
     ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams), "global_step": steps,
             CHECKPOINT_KEY: {"train_config": config.to_dict(), "in_chans": 1, "lensnet_version": "0.1.0",
-                             "simulation": get_preset(preset).to_dict()}}
+                             "simulation": get_preset(preset).to_dict(), "earlier_stages": []}}
     torch.save(ckpt, path)
     return path

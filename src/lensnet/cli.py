@@ -5,16 +5,22 @@ Usage::
     lensnet demo                      # the main job on built-in defaults
     lensnet simulate --preset paper --num 1000 --seed 7 --output set.h5
     lensnet train --model lensnet_resnet --config train.yaml
+    lensnet evaluate                  # the shipped model on the seeded test set, beside Table 1
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import typing
 
 import click
 
 from lensnet import __version__
 from lensnet.errors import LensnetError
+from lensnet.simulate.config import PRESETS
+from lensnet.simulate.seeds import TEST_SET
+from lensnet.training.config import TrainConfig
 
 __all__ = ["main", "cli"]
 
@@ -31,18 +37,15 @@ class _Group(click.Group):
 def cli():
     """lensnet: measure strong gravitational lenses with neural networks in milliseconds.
 
-    Stages, in pipeline order: simulate training data, train networks, evaluate them,
-    predict lens parameters for real FITS images, deblend lens light with ICA; `demo` runs
-    the main job on built-in defaults.
+    Stages, in pipeline order: simulate training data, train networks, export a trained network as
+    a shipped model, evaluate models on seeded test sets and combine several; `demo` runs the main
+    job on built-in defaults.
     """
 
 
-def _not_built(stage: str, issue: str):
-    raise click.ClickException(f"'lensnet {stage}' is not built yet ({issue}); see the README's roadmap.")
-
-
 @cli.command()
-@click.option("--preset", default="paper", show_default=True, help="Simulation preset: paper, hst-acs or tiny.")
+@click.option("--preset", default="paper", show_default=True, type=click.Choice(list(PRESETS)),
+              help="Simulation preset.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="YAML/TOML simulation config; its fields override the preset.")
 @click.option("--num", type=int, help="Number of lenses (gallery: 16 unless given).")
@@ -67,9 +70,9 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
     import time
     from pathlib import Path
 
-    import torch
     import yaml
 
+    from lensnet.device import resolve_device
     from lensnet.simulate import LensSimulator, get_preset, load_simulation_config
     from lensnet.simulate.dataset import partial_path, write_dataset
     from lensnet.simulate.gallery import draw_effects, draw_gallery
@@ -80,12 +83,7 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
         return
     if not output and not gallery:
         raise click.UsageError("give --output (an HDF5 dataset), --gallery (a PNG) or both")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise click.BadParameter(f"{device!r} is not a torch device (cpu, cuda, cuda:1, ...)", param_hint="--device")
+    device = resolve_device(device)
     if output:
         if num is None:
             raise click.UsageError("--num is required to write a dataset")
@@ -106,56 +104,95 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
         click.echo(f"wrote {path} and {effects}")
 
 
+#: Option names of TrainConfig fields whose plain name would read worse on the command line.
+_TRAIN_OPTION_NAMES = {"simulation": "--preset", "val_every_n_steps": "--val-every",
+                       "checkpoint_every_n_steps": "--checkpoint-every"}
+
+
+def _train_options(command):
+    """One option per scalar field of :class:`TrainConfig`, named, typed and explained by its declaration."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in reversed(dataclasses.fields(TrainConfig)):
+        kind = hints[f.name]
+        if kind is dict:  # model_kwargs, simulation_overrides: nested, set them in a config file
+            continue
+        if typing.get_origin(kind) is typing.Literal:
+            click_type = click.Choice(typing.get_args(kind))
+        elif f.metadata.get("choices") and kind is str:
+            click_type = click.Choice(f.metadata["choices"])
+        elif kind in (int, float):
+            click_type = kind
+        else:  # str, str | None, int | str ('devices': a count or 'auto')
+            click_type = str
+        allowed = TrainConfig.field_range(f.name)
+        help_text = f.metadata["help"] + (f"; {allowed}" if allowed and not isinstance(click_type, click.Choice)
+                                          else "") + f" [{f.default}]"
+        name = _TRAIN_OPTION_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        command = click.option(name, f.name, type=click_type, default=None, help=help_text)(command)
+    return command
+
+
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML/TOML training configuration.")
-@click.option("--model", help="Network name from the registry (see `lensnet models`).")
-@click.option("--preset", help="Simulation preset: paper, hst-acs or tiny.")
-@click.option("--batch-size", type=int, help="Lenses per step.")
-@click.option("--lr", type=float, help="Peak learning rate.")
-@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]))
-@click.option("--loss", type=click.Choice(["auto", "gaussian_nll", "mse"]))
-@click.option("--schedule", type=click.Choice(["cosine", "onecycle", "constant"]))
-@click.option("--max-steps", type=int, help="Training steps (one fresh simulated batch each).")
-@click.option("--val-every", type=int, help="Validate every N steps.")
-@click.option("--checkpoint-every", type=int, help="Checkpoint every N steps.")
-@click.option("--num-val", type=int, help="Size of the fixed seeded validation set.")
-@click.option("--num-test", type=int, help="Size of the fixed seeded test set.")
-@click.option("--seed", type=int, help="Seed of the whole run.")
-@click.option("--precision", type=click.Choice(["auto", "32-true", "16-mixed", "bf16-mixed", "64-true"]))
-@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu", "cuda", "mps"]))
-@click.option("--devices", help="Number of devices per node, or 'auto'.")
-@click.option("--num-nodes", type=int, help="Number of nodes (DDP).")
-@click.option("--output-dir", help="Folder for checkpoints, logs and the resolved config.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML/TOML training configuration; options given here override its fields.")
+@_train_options
 @click.option("--resume", help="'last' or a checkpoint path: continue exactly where a run stopped.")
-@click.option("--init-from", help="Checkpoint to start from (fine-tuning): its weights, a fresh schedule.")
 @click.option("--print-config", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
-def train(config_path, model, preset, batch_size, lr, optimizer, loss, schedule, max_steps, val_every,
-          checkpoint_every, num_val, num_test, seed, precision, accelerator, devices, num_nodes, output_dir,
-          resume, init_from, print_config, no_progress_bar):
+def train(config_path, resume, print_config, no_progress_bar, **fields):
     """Train a network on lenses simulated on the fly (Lightning; checkpoints, resume, DDP)."""
     import yaml
 
-    from lensnet.training.config import TrainConfig, load_config
+    from lensnet.training.config import load_config
     from lensnet.training.train import resolve_config, run_training
 
     config = load_config(config_path) if config_path else TrainConfig()
-    config = config.with_overrides(
-        model=model, simulation=preset, batch_size=batch_size, lr=lr, optimizer=optimizer, loss=loss,
-        schedule=schedule, max_steps=max_steps, val_every_n_steps=val_every,
-        checkpoint_every_n_steps=checkpoint_every, num_val=num_val, num_test=num_test, seed=seed,
-        precision=precision, accelerator=accelerator,
-        devices=int(devices) if devices and devices.isdigit() else devices, num_nodes=num_nodes,
-        output_dir=output_dir, init_from=init_from)
+    if isinstance(fields.get("devices"), str) and fields["devices"].isdigit():
+        fields["devices"] = int(fields["devices"])
+    config = config.with_overrides(**fields)
     if print_config:
         click.echo(yaml.safe_dump(resolve_config(config).to_dict(), sort_keys=False))
         return
     result = run_training(config, resume=resume, enable_progress_bar=not no_progress_bar)
     if result.interrupted:
-        click.echo(f"interrupted at step {result.global_step}; continue with "
-                   f"`lensnet train --config {result.output_dir}/config.yaml --resume last`", err=True)
+        if result.checkpoint is None:
+            click.echo("interrupted before the first step; nothing to resume: run the command again", err=True)
+        else:
+            click.echo(f"interrupted at step {result.global_step}; continue with "
+                       f"`lensnet train --config {result.output_dir}/config.yaml --resume last`", err=True)
         sys.exit(130)
     click.echo(f"trained {result.global_step} steps; checkpoint {result.checkpoint}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--output-dir", default="lensnet_model", show_default=True,
+              help="Folder for <name>.safetensors, <name>.json and <name>.md (src/lensnet/weights to ship it).")
+@click.option("--name", default="lensnet_resnet_paper", show_default=True, help="Name of the model (file stem).")
+@click.option("--description", help="One line for the model card [what the checkpoint was trained on].")
+@click.option("--hardware", help="What it was trained on, for the card (e.g. '2 CPU cores').")
+@click.option("--training-time-s", type=float, help="Training time in seconds, for the card.")
+@click.option("--evaluate", "num_eval", type=int, default=0, show_default=True, metavar="NUM",
+              help="Evaluate on NUM seeded test lenses first and put the result in the card (0: do not).")
+@click.option("--seed", default=TEST_SET["seed"], show_default=True, help="Seed of that test set.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an earlier export.")
+def export(checkpoint, output_dir, name, description, hardware, training_time_s, num_eval, seed, overwrite):
+    """Export a training CHECKPOINT as a shipped model: float32 weights and a model card."""
+    from lensnet.evaluate import evaluate_predictor, load_model, model_simulation_config
+    from lensnet.metrics import format_evaluation
+    from lensnet.training.export import export_model
+
+    extras = {"hardware": hardware, "training_time_s": training_time_s}
+    if description:
+        extras["description"] = description
+    if num_eval:
+        predictor = load_model(checkpoint)
+        result = evaluate_predictor(predictor, model_simulation_config(predictor.card), num=num_eval, seed=seed)
+        click.echo(format_evaluation(result.to_dict()))
+        extras["evaluation"] = result.to_dict()
+    exported = export_model(checkpoint, output_dir, name, extras, overwrite=overwrite)
+    for path in (exported.weights_path, exported.card_path, exported.markdown_path):
+        click.echo(f"wrote {path}")
 
 
 @cli.command()
@@ -171,9 +208,10 @@ def models():
 def _test_set_options(output_dir: str):
     """The options of commands that score models on the seeded test set: size, seed, batching, device, output."""
     options = [
-        click.option("--num", default=1000, show_default=True, help="Number of test lenses."),
-        click.option("--seed", default=2024, show_default=True, help="Seed of the test set."),
-        click.option("--batch-size", default=50, show_default=True, help="Images per forward pass."),
+        click.option("--num", default=TEST_SET["num"], show_default=True, help="Number of test lenses."),
+        click.option("--seed", default=TEST_SET["seed"], show_default=True, help="Seed of the test set."),
+        click.option("--batch-size", default=TEST_SET["batch_size"], show_default=True,
+                     help="Images per forward pass."),
         click.option("--device", default="auto", show_default=True,
                      help="cpu, cuda, cuda:1, ...; auto: cuda if available."),
         click.option("--output-dir", default=output_dir, show_default=True,
@@ -192,18 +230,19 @@ def _test_set_options(output_dir: str):
 @click.option("--weights", help="Shipped model to evaluate [lensnet's default model].")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="Evaluate a training checkpoint instead.")
-@click.option("--preset", help="Simulation preset of the test set: paper, hst-acs or tiny [the model's own].")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help="Simulation preset of the test set [the model's own].")
 @click.option("--symmetrize", is_flag=True,
               help="Average each estimate over the 8 rotations and reflections of the image (8x the compute).")
 @_test_set_options("lensnet_evaluation")
 def evaluate(weights, checkpoint, preset, symmetrize, num, seed, batch_size, device, output_dir, no_progress_bar):
     """Evaluate a trained model on a seeded test set (the paper's Table 1 and Fig. 1)."""
-    from lensnet.evaluate import format_table, run_evaluation
+    from lensnet.evaluate import run_evaluation
+    from lensnet.metrics import format_evaluation
 
     result, paths = run_evaluation(weights, checkpoint, preset, num=num, seed=seed, batch_size=batch_size,
                                    device=device, output_dir=output_dir, progress=not no_progress_bar,
                                    symmetrize=symmetrize)
-    click.echo(format_table(result))
+    click.echo(format_evaluation(result.to_dict()))
     for path in paths:
         click.echo(f"wrote {path}")
 
@@ -225,23 +264,12 @@ def combine(members, num_fit, fit_seed, num, seed, batch_size, device, output_di
 
 
 @cli.command()
-def predict():
-    """Estimate SIE parameters with uncertainties for FITS images."""
-    _not_built("predict", "the real-images issue")
-
-
-@cli.command()
-def deblend():
-    """Remove lens light from two-filter images with independent component analysis."""
-    _not_built("deblend", "the real-images issue")
-
-
-@cli.command()
 @click.option("--num", default=6, show_default=True, help="Number of lenses to simulate.")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--output", default="lensnet_demo.png", show_default=True, help="PNG to write.")
 def demo(num: int, seed: int, output: str):
-    """Run the main job on built-in defaults (simulated lenses; later, the shipped model)."""
+    """The main job on built-in defaults: simulated lenses with their caustics, then new test lenses
+    estimated by the shipped model, beside the truth and the paper's Table 1."""
     from lensnet.demo import run_demo
 
     run_demo(num=num, seed=seed, output=output)
@@ -260,6 +288,9 @@ def main(argv=None):
     except LensnetError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ the acceptance cuts (:func:`lensnet.simulate.placement.draw_accepted`), renders 
 192 x 192 pixels of 0.04" with 2 x 2 supersampling (Hezaveh et al. 2017), then writes one panel per
 lens and prints the parameters.
 
-When trained weights ship with the package (:func:`lensnet.networks.pretrained.list_pretrained`), the
+When trained weights ship with the package (:func:`lensnet.inference.list_pretrained`), the
 demo then does the main job: it simulates :data:`DEMO_TEST_LENSES` test lenses with every
 observational effect and source galaxies held out of training, estimates their parameters with the
 shipped model, prints true and estimated values with 1-sigma uncertainties and the 68% errors beside
@@ -21,20 +21,24 @@ from pathlib import Path
 
 import click
 import torch
+from matplotlib.colors import PowerNorm
 
-from lensnet.conventions import PARAM_NAMES, qphi_to_e1e2
+from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetRangeError
-from lensnet.io.atomic import atomic_output
+from lensnet.evaluate import evaluate_predictor, model_simulation_config
+from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained, training_images
+from lensnet.io.atomic import check_writable
 from lensnet.lensing import PixelGrid, sie_caustic, sie_critical_curve, sie_cut
-from lensnet.networks.pretrained import DEFAULT_PRETRAINED, list_pretrained, training_images
+from lensnet.metrics import format_beside_table1
+from lensnet.plotting import new_figure, plot_estimates, save_png
 from lensnet.simulate.config import SourceConfig
 from lensnet.simulate.placement import REGION_CUT, AcceptedLenses, draw_accepted, placement_regions
 from lensnet.simulate.prior import LensPrior
-from lensnet.sources.sersic import Sersic
+from lensnet.sources.sersic import Sersic, draw_sersic_sources
 
 __all__ = ["run_demo", "plot_lenses", "parameter_table", "estimate_test_lenses", "estimate_table"]
 
-#: Grid and supersampling of the paper (REFERENCE.md).
+#: Grid and supersampling of the paper (Hezaveh et al. 2017, Methods).
 DEMO_GRID = PixelGrid(n_pix=192, pixel_scale=0.04)
 DEMO_SUPERSAMPLE = 2
 _REGION_NAMES = ("caustic", "cut")
@@ -67,6 +71,7 @@ def run_demo(num: int = 6, seed: int = 0, output: str | Path = "lensnet_demo.png
     """
     if isinstance(num, bool) or int(num) != num or not 1 <= num <= 64:
         raise LensnetRangeError("num", num, 1, 64, "the demo draws one panel per lens")
+    output = check_writable(output)
     generator = torch.Generator().manual_seed(int(seed))
     drawn = draw_accepted(int(num), LensPrior(), _sersic_sources, DEMO_GRID, generator,
                           supersample=DEMO_SUPERSAMPLE)
@@ -112,10 +117,6 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
     Path
         The PNG written.
     """
-    from lensnet.evaluate import PAPER_PARAM_NAMES, PAPER_TABLE1, evaluate_predictor, model_simulation_config
-    from lensnet.evaluate.table import plot_estimates
-    from lensnet.networks.pretrained import load_pretrained
-
     predictor = load_pretrained(name)
     result = evaluate_predictor(predictor, model_simulation_config(predictor.card), num=num, seed=seed, progress=False)
     card = predictor.card
@@ -125,12 +126,9 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
                f"on the {result.device.upper()}:")
     click.echo(estimate_table(result.truth, result.mean, result.std, DEMO_SHOWN))
     paper = result.metrics["paper"]
-    rows = [("lensnet (these lenses)", paper["err68"]), ("prior mean (baseline)", paper["prior_err68"]),
-            ("paper: combined network", dict(zip(PAPER_PARAM_NAMES, PAPER_TABLE1["combined"])))]
-    click.echo(f"\n68% errors over the {num} lenses (paper's convention: eps = (1-q)(cos 2phi, sin 2phi)):")
-    click.echo(f"{'':24s}" + "".join(f"{n:>9s}" for n in PAPER_PARAM_NAMES))
-    for label, values in rows:
-        click.echo(f"{label:24s}" + "".join(f"{values[n]:9.3f}" for n in PAPER_PARAM_NAMES))
+    click.echo(f"\n68% errors over the {num} lenses (paper's convention: eps = (1-q)(cos 2phi, sin 2phi)), "
+               "beside Table 1 of Hezaveh et al. 2017:")
+    click.echo(format_beside_table1([(f"{name} (these lenses)", paper["err68"])], paper["prior_err68"]))
     cover = result.metrics["lensnet"]["cover68"]
     click.echo("Fraction of true values inside the predicted 68% intervals: "
                + ", ".join(f"{n} {cover[n]:.2f}" for n in PARAM_NAMES))
@@ -189,12 +187,6 @@ def plot_lenses(drawn: AcceptedLenses, grid: PixelGrid, output: str | Path, titl
     Path
         The PNG written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import PowerNorm
-
     params = drawn.params.to(device="cpu", dtype=torch.float64)
     curves = {name: [c.numpy() for c in fn(params, 256)]
               for name, fn in (("critical", sie_critical_curve), ("caustic", sie_caustic), ("cut", sie_cut))}
@@ -204,7 +196,8 @@ def plot_lenses(drawn: AcceptedLenses, grid: PixelGrid, output: str | Path, titl
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     half = grid.fov / 2
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.7 * rows), squeeze=False)
+    fig = new_figure(4.0 * cols, 4.1 * rows, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
@@ -223,31 +216,23 @@ def plot_lenses(drawn: AcceptedLenses, grid: PixelGrid, output: str | Path, titl
         ax.set_ylim(-half, half)
         q = params.qphi()[0][i].item()
         ax.set_title(f"#{i}  θE={params.theta_E[i].item():.2f}″  q={q:.2f}  μ={drawn.magnification[i].item():.1f}",
-                     fontsize=9)
-        ax.tick_params(labelsize=7)
+                     fontsize=10)
+        ax.tick_params(labelsize=8)
         if i == 0:
-            ax.legend(fontsize=6, loc="lower left", framealpha=0.6)
+            ax.legend(fontsize=8, loc="lower left", framealpha=0.6)
     for ax in axes[-1]:
-        ax.set_xlabel("x [arcsec]", fontsize=8)
+        ax.set_xlabel("x [arcsec]", fontsize=10)
     for ax in axes[:, 0]:
-        ax.set_ylabel("y [arcsec]", fontsize=8)
+        ax.set_ylabel("y [arcsec]", fontsize=10)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_output(output, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(output)
+        fig.suptitle(title, fontsize=12)
+    return save_png(fig, output)
 
 
 def _sersic_sources(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> Sersic:
     """Unit-amplitude Sérsic sources centred on (x, y), shapes uniform in the default source ranges."""
     cfg = SourceConfig()
-    u = torch.rand(4, x.numel(), generator=generator, device=x.device, dtype=x.dtype)
-    span = [(cfg.sersic_radius_arcsec, u[0]), (cfg.sersic_index, u[1]), (cfg.sersic_q, u[2])]
-    radius, index, q = (lo + (hi - lo) * v for (lo, hi), v in span)
-    e1, e2 = qphi_to_e1e2(q, math.pi * u[3])
-    return Sersic(torch.ones_like(x), radius, index, e1, e2, x, y)
+    return draw_sersic_sources(x, y, generator, cfg.sersic_radius_arcsec, cfg.sersic_index, cfg.sersic_q)
 
 
 def _closed(curve, i):

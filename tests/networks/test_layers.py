@@ -1,11 +1,9 @@
 """Shared network layers: coordinate channels, conv blocks, mean/log-variance split."""
 
-import pytest
 import torch
 import torch.nn as nn
 
-from lensnet.errors import LensnetShapeError
-from lensnet.networks.layers import AddCoords, ConvBnAct, split_mean_logvar
+from lensnet.networks.layers import AddCoords, ConvBnAct
 
 
 def test_add_coords_orientation():
@@ -24,12 +22,3 @@ def test_conv_bn_act_layout():
     plain = ConvBnAct(3, 8, 11, stride=4, padding=0, norm_layer=None, act_layer=None)
     assert len(plain) == 1 and plain[0].bias is not None
     assert plain(torch.randn(1, 3, 192, 192)).shape == (1, 8, 46, 46)
-
-
-def test_split_mean_logvar():
-    out = torch.arange(20.0).reshape(2, 10)
-    mean, log_var = split_mean_logvar(out)
-    torch.testing.assert_close(mean, out[:, :5])
-    torch.testing.assert_close(log_var, out[:, 5:])
-    with pytest.raises(LensnetShapeError, match="output"):
-        split_mean_logvar(torch.zeros(2, 9))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lensnet.networks import create_model, list_models, split_mean_logvar
+from lensnet.networks import create_model, list_models
 
 # (min, max) parameters at one input band and five outputs, and whether the model predicts variances.
 # REFERENCE.md gives 37-78 million for the paper's four (AlexNet's 36.77 million rounds to 37).
@@ -23,7 +23,7 @@ MODELS = list_models()
 def _means(model, output):
     if model.predicts_variance:
         assert output.shape[1] == 2 * N_PARAMS
-        return split_mean_logvar(output)[0]
+        return output[:, :N_PARAMS]
     return output
 
 
@@ -78,7 +78,7 @@ def test_float64_and_head_split():
     model = create_model("lensnet_resnet_small").double().eval()
     with torch.no_grad():
         out = model(torch.randn(2, 1, 96, 96, dtype=torch.float64))
-    mean, log_var = split_mean_logvar(out)
+    mean, log_var = out[:, :N_PARAMS], out[:, N_PARAMS:]
     assert mean.dtype == torch.float64 and mean.shape == log_var.shape == (2, N_PARAMS)
     plain = create_model("lensnet_resnet_small", predict_variance=False)
     assert not plain.predicts_variance and plain(torch.randn(2, 1, 96, 96)).shape == (2, N_PARAMS)

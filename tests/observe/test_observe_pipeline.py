@@ -104,8 +104,9 @@ def test_config_round_trip_and_errors():
         ObservationConfig.from_dict({"poisson": {"probability": 1.5}})
     with pytest.raises(LensnetConfigError, match="gaussian_noise.*rms_range"):
         ObservationConfig.from_dict({"gaussian_noise": {"rms_range": [0.1]}})
+    assert ObservationConfig(masks={"probability": 1.0}).masks == MaskConfig(probability=1.0)
     with pytest.raises(LensnetConfigError, match="masks"):
-        ObservationConfig(masks={"probability": 1.0})
+        ObservationConfig(masks=0.5)
 
 
 def test_bad_inputs(generator):

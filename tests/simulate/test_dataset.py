@@ -14,6 +14,7 @@ from lensnet.conventions import PARAM_NAMES, PARAM_UNITS
 from lensnet.errors import LensnetIOError, LensnetRangeError, LensnetValueError
 from lensnet.simulate import LensSimulator, SimulationConfig, get_preset
 from lensnet.simulate.dataset import partial_path, read_dataset, write_dataset
+from lensnet.simulate.seeds import batch_seed
 
 # The tiny preset with analytic sources only: no real-galaxy bank to load, so each write takes ~0.2 s.
 FAST = SimulationConfig.from_dict({"name": "tiny-analytic", "source": {"fractions": [0.0, 0.5, 0.5]}},
@@ -57,7 +58,7 @@ def test_layout_shapes_and_attributes(reference):
 
 def test_each_lens_is_reproduced_from_its_batch_seed(reference):
     data = read_dataset(reference, start=2, stop=4)  # batch 1
-    seed = LensSimulator.batch_seed(SEED, 1)
+    seed = batch_seed(SEED, 1)
     assert (data.seeds == seed).all()
     batch = LensSimulator(FAST).simulate(BATCH, seed)
     np.testing.assert_array_equal(data.images, batch.images[:, 0].numpy())
@@ -170,14 +171,15 @@ def test_cli_writes_a_dataset_and_its_gallery_with_the_tiny_preset(tmp_path):
     data = read_dataset(out)
     assert data.images.shape == (3, 32, 32) and data.config == get_preset("tiny") and data.seed == 7
     assert np.isfinite(data.images).all() and torch.equal(torch.from_numpy(data.seeds[:2]),
-                                                          torch.full((2,), LensSimulator.batch_seed(7, 0)))
+                                                          torch.full((2,), batch_seed(7, 0)))
 
 
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lens:\n  theta_E_rnge: [0.5, 1.0]\n")
-    for args, message in ((["--preset", "huge"], "unknown preset 'huge'"),
-                          (["--config", str(bad)], "unknown configuration field lens.theta_E_rnge"),
+    for args, message in ((["--preset", "huge"], "'huge' is not one of 'paper', 'hst-acs', 'tiny'"),
+                          (["--config", str(bad)], f"{bad}: unknown field lens.theta_E_rnge (did you mean "
+                                                   "lens.theta_E_range?)"),
                           (["--seed", "-3"], "seed = -3")):
         with pytest.raises(SystemExit) as info:
             main(["simulate", "--num", "2", "--output", str(tmp_path / "x.h5"), *args])

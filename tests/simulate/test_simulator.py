@@ -109,14 +109,6 @@ def test_same_seed_same_batch_other_seed_other_batch(tiny_batch):
     assert not torch.equal(batch.targets, other.targets)
 
 
-def test_batch_seed_is_deterministic_and_distinct():
-    seeds = {LensSimulator.batch_seed(7, k) for k in range(1000)}
-    assert len(seeds) == 1000
-    assert LensSimulator.batch_seed(7, 3) == LensSimulator.batch_seed(7, 3) != LensSimulator.batch_seed(8, 3)
-    with pytest.raises(LensnetRangeError):
-        LensSimulator.batch_seed(-1, 0)
-
-
 def test_source_mixture_fractions():
     cfg = SimulationConfig.from_dict({"source": {"fractions": [0.0, 0.5, 0.5]}}, get_preset("tiny"))
     sim = LensSimulator(cfg)

@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 
 from lensnet.errors import LensnetValueError
-from lensnet.training.combine import (CombinedNetwork, align_signs_to_reference, fit_combination,
-                                      fit_combined_network)
+from lensnet.inference import CombinedNetwork
+from lensnet.training.combine import fit_combination, fit_combined_network
 
 
 class NoisyOracle(nn.Module):
@@ -57,14 +57,3 @@ def test_fit_combination_recovers_exact_linear_weights(generator):
     assert torch.allclose(bias, torch.full((5,), 0.1, dtype=torch.float64), atol=1e-10)
     with pytest.raises(LensnetValueError, match="held-out"):
         fit_combination(means[:, :2], targets[:2])
-
-
-def test_paper_sign_alignment_hook():
-    reference = torch.tensor([[1.0, 0.3, -0.2, 0.0, 0.0]])
-    flipped = reference * torch.tensor([1.0, -1.0, -1.0, 1.0, 1.0])
-    aligned = align_signs_to_reference(torch.stack([reference, flipped]))
-    assert torch.equal(aligned[1], reference)
-    combined = CombinedNetwork([nn.Identity(), nn.Identity()], torch.full((2, 5), 0.5), torch.zeros(5),
-                               align=align_signs_to_reference)
-    mean, _ = combined.combine(combined.align(torch.stack([reference, flipped])))
-    assert torch.allclose(mean, reference)

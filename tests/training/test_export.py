@@ -6,9 +6,13 @@ import pytest
 import torch
 
 from lensnet.errors import LensnetIOError, LensnetValueError
-from lensnet.networks.pretrained import LensPredictor, list_pretrained, load_pretrained
-from lensnet.training.export import MAX_WEIGHTS_BYTES, checkpoint_card, export_model, main
-from lensnet.training.train import load_regressor
+from click.testing import CliRunner
+
+from lensnet.cli import cli
+from lensnet.inference import list_pretrained, load_pretrained
+from lensnet.training.checkpoint import read_checkpoint
+from lensnet.training.export import MAX_WEIGHTS_BYTES, export_model
+
 
 @pytest.fixture
 def tiny_ckpt(tmp_path, write_tiny_checkpoint):
@@ -20,14 +24,14 @@ def test_export_round_trip_gives_identical_predictions(tiny_ckpt, tmp_path):
                             card={"hardware": "test CPU", "training_time_s": 12.5, "description": "a test"})
     assert list_pretrained(tmp_path / "weights") == ["tiny_model"]
     loaded = load_pretrained("tiny_model", directory=tmp_path / "weights")
-    module = load_regressor(tiny_ckpt)
+    module = read_checkpoint(tiny_ckpt).regressor()
     images = torch.randn(6, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want_mean, want_std = module(images)
     mean, std = loaded.predict(images, normalized=True)
     torch.testing.assert_close(mean, want_mean, rtol=0, atol=0)
     torch.testing.assert_close(std, want_std, rtol=0, atol=0)
-    from_ckpt = LensPredictor.from_checkpoint(tiny_ckpt)
+    from_ckpt = read_checkpoint(tiny_ckpt).predictor()
     torch.testing.assert_close(from_ckpt.predict(images, normalized=True)[0], want_mean, rtol=0, atol=0)
     assert exported.weights_path.stat().st_size <= MAX_WEIGHTS_BYTES
 
@@ -48,7 +52,7 @@ def test_card_records_provenance(tiny_ckpt, tmp_path):
     assert card["weights"]["bytes"] == exported.weights_path.stat().st_size
     markdown = exported.markdown_path.read_text()
     assert "lensnet_resnet_small" in markdown and "1.00 h" in markdown and "Not evaluated" in markdown
-    assert checkpoint_card(tiny_ckpt)["training"]["steps"] == 7
+    assert read_checkpoint(tiny_ckpt).card()["training"]["steps"] == 7
 
 
 def test_export_refuses_to_overwrite_and_bad_extras(tiny_ckpt, tmp_path):
@@ -64,9 +68,11 @@ def test_export_refuses_to_overwrite_and_bad_extras(tiny_ckpt, tmp_path):
         export_model(tmp_path / "missing.ckpt", tmp_path, name="x")
 
 
-def test_command_line_evaluates_into_the_card(tiny_ckpt, tmp_path, capsys):
-    main([str(tiny_ckpt), str(tmp_path / "w"), "--name", "m", "--hardware", "test CPU", "--evaluate", "10"])
+def test_export_command_evaluates_into_the_card(tiny_ckpt, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(tiny_ckpt), "--output-dir", str(tmp_path / "w"), "--name", "m",
+                                      "--hardware", "test CPU", "--evaluate", "10"])
+    assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "w" / "m.json").read_text())
     assert card["evaluation"]["test_set"] == {"num": 10, "simulation": "tiny", "source_split": "test", "seed": 2024}
     assert "paper: combined" in (tmp_path / "w" / "m.md").read_text()
-    assert "wrote" in capsys.readouterr().out
+    assert "wrote" in result.output

@@ -12,8 +12,9 @@ from lightning.pytorch.callbacks import Callback
 
 from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.training.config import TrainConfig, load_config
-from lensnet.training.export import card_markdown, checkpoint_card
-from lensnet.training.train import load_regressor, run_training, training_stages
+from lensnet.inference import card_markdown
+from lensnet.training.checkpoint import read_checkpoint
+from lensnet.training.train import run_training
 
 
 class RecordLosses(Callback):
@@ -66,7 +67,7 @@ def test_loss_falls_and_the_run_leaves_a_usable_checkpoint(tiny_config, toy_fact
     assert result.config.model == "lensnet_resnet_small" and result.config.precision == "32-true"
     assert (out / "checkpoints" / "best.ckpt").is_file() and result.checkpoint == out / "checkpoints" / "last.ckpt"
     images = torch.randn(4, 1, 32, 32)
-    loaded = load_regressor(result.checkpoint)
+    loaded = read_checkpoint(result.checkpoint).regressor()
     expected = result.module.eval()(images)
     for a, b in zip(loaded(images), expected):
         assert torch.allclose(a, b, atol=1e-6)
@@ -79,7 +80,7 @@ def test_mean_only_network_with_the_papers_loss(tiny_config, toy_factory):
     result = run_training(config, simulator_factory=toy_factory, callbacks=[recorder], enable_progress_bar=False)
     assert _mean(recorder.losses[-20:]) < 0.3 * _mean(recorder.losses[:10])
     mean, std = result.module.eval()(torch.randn(2, 1, 32, 32))
-    assert torch.isfinite(std).all() and torch.equal(std[0], result.module.residual_rms)
+    assert torch.isfinite(std).all() and torch.equal(std[0], result.module.model.residual_rms)
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +123,13 @@ def test_init_from_starts_with_the_checkpoints_weights_and_scaling(resume_setup,
     expected = dict(reference.module.named_parameters())
     for name, value in tuned.module.named_parameters():
         assert torch.allclose(value, expected[name], rtol=0, atol=1e-6), name
-    assert torch.equal(tuned.module.target_mean, reference.module.target_mean)
-    assert torch.equal(tuned.module.target_std, reference.module.target_std)
+    assert torch.equal(tuned.module.model.target_mean, reference.module.model.target_mean)
+    assert torch.equal(tuned.module.model.target_std, reference.module.model.target_std)
     # The checkpoint knows both runs; its model card counts the lenses of both.
-    first, second = training_stages(tuned.checkpoint)
+    first, second = read_checkpoint(tuned.checkpoint).stages()
     assert (first["steps"], first["seed"], second["steps"], second["seed"]) == (40, 0, 1, 99)
     assert first["checkpoint"] == str(reference.checkpoint) and second["num_training_images"] == 16
-    card = checkpoint_card(tuned.checkpoint)
+    card = read_checkpoint(tuned.checkpoint).card()
     assert card["training"]["num_training_images_all_stages"] == 41 * 16
     assert "656 lenses" in card["description"]
     assert "| stages | 2 runs" in card_markdown(card)
@@ -142,7 +143,7 @@ def test_init_from_rejects_another_network(resume_setup, tmp_path):
     with pytest.raises(LensnetConfigError, match="does not match model_kwargs"):
         run_training(config.with_overrides(output_dir=str(tmp_path / "b"), init_from=str(reference.checkpoint),
                                            model_kwargs={"widths": [8, 8, 8, 8]}), simulator_factory=factory)
-    with pytest.raises(LensnetIOError, match="cannot read checkpoint"):
+    with pytest.raises(LensnetIOError, match="does not exist"):
         run_training(config.with_overrides(output_dir=str(tmp_path / "c"), init_from=str(tmp_path / "nope.ckpt")),
                      simulator_factory=factory)
 

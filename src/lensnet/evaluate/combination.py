@@ -4,7 +4,7 @@
 checkpoints), fits one weight per (model, parameter) and a bias on held-out simulated lenses whose
 galaxies come from the bank's ``val`` split (:func:`lensnet.training.combine.fit_combined_network`,
 as Hezaveh et al. 2017 trained their final layer), then estimates the seeded test set of
-:func:`lensnet.evaluate.table.evaluate_predictor` (``test`` galaxies) with every model and the
+:func:`lensnet.evaluate.testset.evaluate_predictor` (``test`` galaxies) with every model and the
 combination, and writes::
 
     combination.json           members, weights, bias, uncertainty scale, fit set, metrics of every row
@@ -21,29 +21,23 @@ from typing import Sequence
 import torch
 
 from lensnet.conventions import PARAM_NAMES
+from lensnet.device import resolve_device
 from lensnet.errors import LensnetValueError
-from lensnet.evaluate.metrics import PAPER_PARAM_NAMES
-from lensnet.evaluate.table import (PAPER_TABLE1, evaluate_predictors, held_out_config, model_simulation_config,
-                                    plot_estimates, simulated_chunks, _markdown)
-from lensnet.io.atomic import atomic_output
+from lensnet.evaluate.evaluation import load_model
+from lensnet.evaluate.testset import TEST_SET, evaluate_predictors, model_simulation_config, simulated_chunks
+from lensnet.io.atomic import atomic_output, output_folder
+from lensnet.metrics.report import format_beside_table1, markdown_table
+from lensnet.plotting import plot_estimates
+from lensnet.training.combine import fit_combined_network
 
-__all__ = ["load_member", "run_combination", "format_combination_table"]
+__all__ = ["run_combination", "format_combination_table"]
 
 #: Name of the combination's row in the tables.
 COMBINED = "combined"
 
 
-def load_member(spec: str, device: str | torch.device = "cpu"):
-    """A trained model from a training checkpoint path or the name of shipped weights."""
-    from lensnet.networks.pretrained import LensPredictor, load_pretrained
-
-    if Path(spec).is_file():
-        return LensPredictor.from_checkpoint(spec).to(device)
-    return load_pretrained(spec, device=device)
-
-
-def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int = 2025, num: int = 1000,
-                    seed: int = 2024, batch_size: int = 50, device: str | None = None,
+def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int = 2025, num: int = TEST_SET["num"],
+                    seed: int = TEST_SET["seed"], batch_size: int = TEST_SET["batch_size"], device: str | None = "auto",
                     output_dir: str | Path = "lensnet_combination", progress: bool = True) -> dict:
     """Fit the combined network of ``members`` and evaluate it beside them on one test set.
 
@@ -58,7 +52,7 @@ def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int =
     batch_size : int
         Images per forward pass [50].
     device : str, optional
-        Where to simulate and predict; None or 'auto': cuda if available, else cpu.
+        Where to simulate and predict ['auto': cuda if available, else cpu].
     output_dir : str or Path
         Folder for the three files.
     progress : bool
@@ -75,13 +69,11 @@ def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int =
         If fewer than two members are given, two share a name, their input sizes differ, or
         ``num_fit`` is too small to fit a weight per member.
     """
-    from lensnet.training.combine import fit_combined_network
-
     if len(members) < 2:
         raise LensnetValueError(f"a combination needs at least two models, got {len(members)}")
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    loaded = [load_member(spec, device) for spec in members]
+    device = resolve_device(device)
+    out = output_folder(output_dir)
+    loaded = [load_model(spec, device) for spec in members]
     names = [m.card.get("name", spec) for m, spec in zip(loaded, members)]
     if len(set(names)) != len(names):
         raise LensnetValueError(f"the models must differ; their names are {names}")
@@ -93,8 +85,8 @@ def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int =
     config = model_simulation_config(loaded[0].card)
 
     images, targets = [], []
-    for batch, _ in simulated_chunks(held_out_config(config, "val"), int(num_fit), int(fit_seed),
-                                     torch.device(device), progress):
+    for batch, _ in simulated_chunks(config.for_split("val"), int(num_fit), int(fit_seed),
+                                     device, progress):
         images.append(batch.images)
         targets.append(batch.targets)
     combined = fit_combined_network(loaded, torch.cat(images), torch.cat(targets), batch_size=batch_size)
@@ -111,8 +103,6 @@ def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int =
         "fit_set": {"num": int(num_fit), "seed": int(fit_seed), "simulation": config.name, "source_split": "val"},
         "results": {name: result.to_dict() for name, result in results.items()},
     }
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / "combination.json", out / "combination.md", out / "combination_estimates.png"]
     with atomic_output(paths[0], overwrite=True) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -126,18 +116,15 @@ def run_combination(members: Sequence[str], num_fit: int = 2000, fit_seed: int =
 
 def format_combination_table(report: dict) -> str:
     """68% errors (paper's convention) of every member and the combination beside the paper's Table 1."""
-    head = ["", *(f"{n} (\")" if n in ("theta_E", "x", "y") else n for n in PAPER_PARAM_NAMES)]
-    rows = [(f"paper: {k}", *(f"{v:.2f}" for v in vals)) for k, vals in PAPER_TABLE1.items()]
-    for name, result in report["results"].items():
-        err = result["metrics"]["paper"]["err68"]
-        rows.append((f"lensnet: {name}", *(f"{err[n]:.3f}" for n in PAPER_PARAM_NAMES)))
-    prior = next(iter(report["results"].values()))["metrics"]["paper"]["prior_err68"]
-    rows.append(("prior mean (baseline)", *(f"{prior[n]:.3f}" for n in PAPER_PARAM_NAMES)))
-    fit, test = report["fit_set"], next(iter(report["results"].values()))["test_set"]
+    results = report["results"]
+    fit, test = report["fit_set"], next(iter(results.values()))["test_set"]
+    prior = next(iter(results.values()))["metrics"]["paper"]["prior_err68"]
     weights = [(name, *(f"{w[n]:+.3f}" for n in PARAM_NAMES)) for name, w in report["weights"].items()]
     return "\n".join([
         f"Fitted on {fit['num']} held-out lenses ('{fit['source_split']}' galaxies, seed {fit['seed']}); "
         f"tested on {test['num']} lenses ('{test['source_split']}' galaxies, seed {test['seed']}).", "",
         "68% errors in the paper's convention, beside Table 1 of Hezaveh et al. 2017:", "",
-        _markdown(head, rows), "", "Weights of the combination (lensnet's convention):", "",
-        _markdown(["", *PARAM_NAMES], weights)])
+        format_beside_table1([(name, r["metrics"]["paper"]["err68"]) for name, r in results.items()], prior,
+                             markdown=True), "",
+        "Weights of the combination (lensnet's convention):", "",
+        markdown_table(["", *PARAM_NAMES], weights)])

@@ -1,6 +1,6 @@
 """File input and output: FITS images and tables, atomic writes."""
 
-from lensnet.io.atomic import atomic_output
+from lensnet.io.atomic import atomic_output, check_writable, output_folder
 from lensnet.io.fits import (
     FitsWarning,
     pixel_scale_from_header,
@@ -13,6 +13,8 @@ from lensnet.io.fits import (
 
 __all__ = [
     "atomic_output",
+    "check_writable",
+    "output_folder",
     "FitsWarning",
     "pixel_scale_from_header",
     "provenance_cards",

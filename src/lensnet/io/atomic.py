@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lensnet.errors import LensnetIOError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "check_writable", "output_folder"]
 
 
 @contextmanager
@@ -68,6 +68,45 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` for a command's outputs (with its parents) and check it is writable,
+    before any work is done: a run must not end in an error about where its results go.
+
+    Raises
+    ------
+    LensnetIOError
+        If ``path`` is a file, cannot be created, or is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LensnetIOError(f"cannot write results into {path}: it is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LensnetIOError(f"cannot create the output folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise LensnetIOError(f"cannot write results into {path}: the folder is not writable")
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check that the file ``path`` can be written (its folder exists and is writable), before any work.
+
+    Raises
+    ------
+    LensnetIOError
+        If the folder is missing or read-only, or ``path`` is a folder.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise LensnetIOError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise LensnetIOError(f"cannot write {path}: the folder {path.parent} is not writable")
+    if path.is_dir():
+        raise LensnetIOError(f"cannot write {path}: it is a folder")
+    return path
 
 
 def _check_target(path: Path, overwrite: bool) -> None:

@@ -90,11 +90,8 @@ class AlexNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_alexnet(**kwargs) -> AlexNet:
-    return AlexNet(**kwargs)
-
 
 @register_model
 def alexnet(**kwargs) -> AlexNet:
     """AlexNet-style network of Hezaveh et al. 2017 (36.8 M parameters at one band)."""
-    return _create_alexnet(**kwargs)
+    return AlexNet(**kwargs)

@@ -99,11 +99,8 @@ class HezavehNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_hezaveh(**kwargs) -> HezavehNet:
-    return HezavehNet(**kwargs)
-
 
 @register_model
 def hezaveh(**kwargs) -> HezavehNet:
     """The own-design network of Hezaveh et al. 2017 (77.6 M parameters at one band)."""
-    return _create_hezaveh(**kwargs)
+    return HezavehNet(**kwargs)

@@ -201,11 +201,8 @@ class InceptionV4(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_inception_v4(**kwargs) -> InceptionV4:
-    return InceptionV4(**kwargs)
-
 
 @register_model
 def inception_v4(**kwargs) -> InceptionV4:
     """Inception-v4 of Szegedy et al. 2016 as used by Hezaveh et al. 2017 (41.1 M parameters)."""
-    return _create_inception_v4(**kwargs)
+    return InceptionV4(**kwargs)

@@ -6,8 +6,6 @@
 - :func:`init_weights`: He-normal initialisation for ReLU networks.
 - :func:`check_model_args`: the checks every constructor runs on ``in_chans``, ``num_outputs``
   and ``drop_rate``.
-- :func:`split_mean_logvar`: splits the (B, 2K) output of a model with
-  ``predicts_variance = True`` into its mean and log-variance halves.
 """
 
 from __future__ import annotations
@@ -15,9 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from lensnet.errors import LensnetRangeError, LensnetShapeError
+from lensnet.errors import LensnetRangeError
 
-__all__ = ["ConvBnAct", "AddCoords", "init_weights", "check_model_args", "split_mean_logvar"]
+__all__ = ["ConvBnAct", "AddCoords", "init_weights", "check_model_args"]
 
 
 class ConvBnAct(nn.Sequential):
@@ -105,29 +103,3 @@ def check_model_args(in_chans: int, num_outputs: int, drop_rate: float) -> None:
     if not 0.0 <= drop_rate < 1.0:
         raise LensnetRangeError("drop_rate", drop_rate, 0.0, 1.0, "the dropout probability must be in [0, 1)")
 
-
-def split_mean_logvar(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a (B, 2K) output into the mean (B, K) and the log-variance (B, K).
-
-    Models with ``predicts_variance = True`` return the K means first, then the K natural
-    logarithms of the variances, in the same parameter order (:data:`lensnet.PARAM_NAMES`).
-
-    Parameters
-    ----------
-    output : torch.Tensor
-        Shape (B, 2K), as returned by the model's ``forward``.
-
-    Returns
-    -------
-    mean, log_var : torch.Tensor
-        Each (B, K); units of the targets and log of their square.
-
-    Raises
-    ------
-    LensnetShapeError
-        If ``output`` is not 2-D with an even number of columns.
-    """
-    if output.ndim != 2 or output.shape[1] % 2:
-        raise LensnetShapeError("output", output.shape, "(B, 2K): K means followed by K log-variances")
-    k = output.shape[1] // 2
-    return output[:, :k], output[:, k:]

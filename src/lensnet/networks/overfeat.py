@@ -93,11 +93,8 @@ class OverFeat(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_overfeat(**kwargs) -> OverFeat:
-    return OverFeat(**kwargs)
-
 
 @register_model
 def overfeat(**kwargs) -> OverFeat:
     """OverFeat-style network of Hezaveh et al. 2017 (40.9 M parameters at one band)."""
-    return _create_overfeat(**kwargs)
+    return OverFeat(**kwargs)

@@ -13,7 +13,7 @@ with the changes that suit noisy 192 x 192 lens images and heteroscedastic regre
   He et al. 2019, arXiv:1812.01187), so that it does not skip three pixels in four; the last
   normalisation of every block starts at zero so each block starts as the identity.
 - Global average pool and one linear layer of 2 K outputs: the K means, then the K natural
-  logarithms of the variances (split them with :func:`~lensnet.networks.layers.split_mean_logvar`),
+  logarithms of the variances (split by :meth:`lensnet.inference.LensPredictor.split`),
   trained with the Gaussian negative log-likelihood. Where Hezaveh et al. needed dropout sampling
   (Perreault Levasseur et al. 2017, ApJL 850, L7) for uncertainties, one forward pass gives them.
 
@@ -118,23 +118,20 @@ class LensResNet(nn.Module):
         return self.head(self.drop(torch.flatten(self.pool(x), 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, in_chans, H, W) to (B, 2 K); see :func:`split_mean_logvar`."""
+        """Images (B, in_chans, H, W) to (B, 2 K); K means, then K log-variances."""
         return self.forward_head(self.forward_features(x))
 
-
-def _create_lens_resnet(**kwargs) -> LensResNet:
-    return LensResNet(**kwargs)
 
 
 @register_model
 def lensnet_resnet(**kwargs) -> LensResNet:
     """lensnet's default network: 2.8 M parameters, mean and log-variance of each parameter."""
     arch = dict(widths=(32, 64, 128, 256), depths=(2, 2, 2, 2), stem_width=24)
-    return _create_lens_resnet(**{**arch, **kwargs})
+    return LensResNet(**{**arch, **kwargs})
 
 
 @register_model
 def lensnet_resnet_small(**kwargs) -> LensResNet:
     """Small variant for tests and CPU training: 0.31 M parameters, one block per stage."""
     arch = dict(widths=(16, 32, 64, 128), depths=(1, 1, 1, 1), stem_width=16)
-    return _create_lens_resnet(**{**arch, **kwargs})
+    return LensResNet(**{**arch, **kwargs})

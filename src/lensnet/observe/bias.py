@@ -10,20 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    reference_peak,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, reference_peak
 
 __all__ = ["BiasConfig", "zero_bias"]
 
 
 @dataclass(frozen=True)
-class BiasConfig(EffectConfig):
+class BiasConfig(Config):
     """Probability and distribution of the offset, in units of the reference peak.
 
     Parameters
@@ -36,14 +30,9 @@ class BiasConfig(EffectConfig):
         Standard deviation of the offset [0.05, the paper's].
     """
 
-    probability: float = 1.0
-    mean: float = 0.0
-    std: float = 0.05
-
-    def __post_init__(self):
-        check_probability(self)
-        check_number(self, "mean")
-        check_number(self, "std", 0.0)
+    probability: float = setting(1.0, min=0.0, max=1.0)
+    mean: float = setting(0.0)
+    std: float = setting(0.05, min=0.0)
 
 
 def zero_bias(images: torch.Tensor, config: BiasConfig, generator: torch.Generator,

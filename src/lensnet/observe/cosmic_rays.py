@@ -22,16 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_interval,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-    reference_peak,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform, reference_peak
 
 __all__ = ["CosmicRayConfig", "cosmic_rays"]
 
@@ -39,7 +31,7 @@ _SEGMENTS = 3  # straight pieces per track; the bend is split between their two 
 
 
 @dataclass(frozen=True)
-class CosmicRayConfig(EffectConfig):
+class CosmicRayConfig(Config):
     """Probability, number, shape and amplitude of the cosmic rays.
 
     Parameters
@@ -63,24 +55,14 @@ class CosmicRayConfig(EffectConfig):
         Largest change of direction along a track, degrees; drawn uniformly in +-max_bend_deg [20].
     """
 
-    probability: float = 0.8
-    amplitude_range: tuple[float, float] = (0.05, 0.5)
-    count_range: tuple[int, int] = (1, 5)
-    track_probability: float = 0.5
-    track_length_range: tuple[float, float] = (3.0, 30.0)
-    track_width_range: tuple[float, float] = (1.0, 2.0)
-    hit_width_range: tuple[float, float] = (1.0, 3.0)
-    max_bend_deg: float = 20.0
-
-    def __post_init__(self):
-        check_probability(self)
-        check_interval(self, "amplitude_range", 0.0)
-        check_interval(self, "count_range", 0, 1000, integer=True)
-        check_probability(self, "track_probability")
-        check_interval(self, "track_length_range", 0.0, 1000.0)
-        check_interval(self, "track_width_range", 0.0, 100.0, min_open=True)
-        check_interval(self, "hit_width_range", 0.0, 100.0, min_open=True)
-        check_number(self, "max_bend_deg", 0.0, 180.0)
+    probability: float = setting(0.8, min=0.0, max=1.0)
+    amplitude_range: tuple[float, float] = setting((0.05, 0.5), min=0.0)
+    count_range: tuple[int, int] = setting((1, 5), min=0, max=1000)
+    track_probability: float = setting(0.5, min=0.0, max=1.0)
+    track_length_range: tuple[float, float] = setting((3.0, 30.0), min=0.0, max=1000.0)
+    track_width_range: tuple[float, float] = setting((1.0, 2.0), min=0.0, max=100.0, min_open=True)
+    hit_width_range: tuple[float, float] = setting((1.0, 3.0), min=0.0, max=100.0, min_open=True)
+    max_bend_deg: float = setting(20.0, min=0.0, max=180.0)
 
 
 def cosmic_rays(images: torch.Tensor, config: CosmicRayConfig, generator: torch.Generator,

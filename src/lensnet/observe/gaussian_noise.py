@@ -21,22 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_interval,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-    reference_peak,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform, reference_peak
 
 __all__ = ["GaussianNoiseConfig", "colored_noise_taps", "gaussian_noise"]
 
 
 @dataclass(frozen=True)
-class GaussianNoiseConfig(EffectConfig):
+class GaussianNoiseConfig(Config):
     """Probability, level and colour of the Gaussian noise.
 
     Parameters
@@ -51,16 +43,10 @@ class GaussianNoiseConfig(EffectConfig):
         Correlation of adjacent pixels in coloured noise, in [0, 1/sqrt(2)) [0.28, the paper's].
     """
 
-    probability: float = 1.0
-    rms_range: tuple[float, float] = (0.01, 0.1)
-    colored_probability: float = 0.75
-    neighbour_correlation: float = 0.28
-
-    def __post_init__(self):
-        check_probability(self)
-        check_interval(self, "rms_range", 0.0)
-        check_probability(self, "colored_probability")
-        check_number(self, "neighbour_correlation", 0.0, 1 / math.sqrt(2), max_open=True)
+    probability: float = setting(1.0, min=0.0, max=1.0)
+    rms_range: tuple[float, float] = setting((0.01, 0.1), min=0.0)
+    colored_probability: float = setting(0.75, min=0.0, max=1.0)
+    neighbour_correlation: float = setting(0.28, min=0.0, max=1 / math.sqrt(2), max_open=True)
 
 
 def colored_noise_taps(neighbour_correlation: float) -> tuple[float, float, float]:

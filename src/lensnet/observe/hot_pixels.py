@@ -13,22 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_interval,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-    reference_peak,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform, reference_peak
 
 __all__ = ["HotPixelConfig", "hot_pixels"]
 
 
 @dataclass(frozen=True)
-class HotPixelConfig(EffectConfig):
+class HotPixelConfig(Config):
     """Probability, number and amplitude of hot pixels.
 
     Parameters
@@ -43,16 +35,10 @@ class HotPixelConfig(EffectConfig):
         Amplitude in units of the reference peak, drawn uniformly per pixel [(0.05, 0.5)].
     """
 
-    probability: float = 1.0
-    rate: float = 2.0
-    max_count: int = 10
-    amplitude_range: tuple[float, float] = (0.05, 0.5)
-
-    def __post_init__(self):
-        check_probability(self)
-        check_number(self, "rate", 0.0, 1e4)
-        check_number(self, "max_count", 0, 10_000, integer=True)
-        check_interval(self, "amplitude_range", 0.0)
+    probability: float = setting(1.0, min=0.0, max=1.0)
+    rate: float = setting(2.0, min=0.0, max=1e4)
+    max_count: int = setting(10, min=0, max=10_000)
+    amplitude_range: tuple[float, float] = setting((0.05, 0.5), min=0.0)
 
 
 def hot_pixels(images: torch.Tensor, config: HotPixelConfig, generator: torch.Generator,

@@ -23,21 +23,14 @@ from dataclasses import dataclass
 import torch
 
 from lensnet.errors import LensnetRangeError, LensnetShapeError
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_interval,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform
 
 __all__ = ["MaskConfig", "random_masks"]
 
 
 @dataclass(frozen=True)
-class MaskConfig(EffectConfig):
+class MaskConfig(Config):
     """Probability, number, size and flux limit of the masks.
 
     Parameters
@@ -55,18 +48,11 @@ class MaskConfig(EffectConfig):
         uniformly in the field [0.5].
     """
 
-    probability: float = 0.5
-    count_range: tuple[int, int] = (1, 29)
-    radius_arcsec: float = 0.2
-    max_flux_fraction: float = 0.25
-    on_arc_probability: float = 0.5
-
-    def __post_init__(self):
-        check_probability(self)
-        check_interval(self, "count_range", 0, 1000, integer=True)
-        check_number(self, "radius_arcsec", 0.0, 10.0, min_open=True)
-        check_probability(self, "max_flux_fraction")
-        check_probability(self, "on_arc_probability")
+    probability: float = setting(0.5, min=0.0, max=1.0)
+    count_range: tuple[int, int] = setting((1, 29), min=0, max=1000)
+    radius_arcsec: float = setting(0.2, min=0.0, max=10.0, min_open=True)
+    max_flux_fraction: float = setting(0.25, min=0.0, max=1.0)
+    on_arc_probability: float = setting(0.5, min=0.0, max=1.0)
 
 
 def random_masks(images: torch.Tensor, arc: torch.Tensor, config: MaskConfig, generator: torch.Generator,

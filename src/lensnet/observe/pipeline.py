@@ -21,13 +21,12 @@ to the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 
-from lensnet.configfile import from_dict, to_dict
-from lensnet.errors import LensnetConfigError
-from lensnet.observe._config import check_images
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images
 from lensnet.observe.bias import BiasConfig, zero_bias
 from lensnet.observe.cosmic_rays import CosmicRayConfig, cosmic_rays
 from lensnet.observe.gaussian_noise import GaussianNoiseConfig, gaussian_noise
@@ -40,7 +39,7 @@ __all__ = ["ObservationConfig", "observe"]
 
 
 @dataclass(frozen=True)
-class ObservationConfig:
+class ObservationConfig(Config):
     """The configs of every effect; defaults are the paper's numbers.
 
     Parameters
@@ -69,34 +68,13 @@ class ObservationConfig:
     True
     """
 
-    psf: PSFConfig = field(default_factory=PSFConfig)
-    poisson: PoissonConfig = field(default_factory=PoissonConfig)
-    gaussian_noise: GaussianNoiseConfig = field(default_factory=GaussianNoiseConfig)
-    cosmic_rays: CosmicRayConfig = field(default_factory=CosmicRayConfig)
-    hot_pixels: HotPixelConfig = field(default_factory=HotPixelConfig)
-    bias: BiasConfig = field(default_factory=BiasConfig)
-    masks: MaskConfig = field(default_factory=MaskConfig)
-
-    def __post_init__(self):
-        for f in fields(self):
-            if not isinstance(getattr(self, f.name), f.default_factory):
-                raise LensnetConfigError(f"ObservationConfig.{f.name} must be a {f.default_factory.__name__}, "
-                                         f"got {type(getattr(self, f.name)).__name__}")
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "") -> "ObservationConfig":
-        """Build from a nested dict (e.g. YAML); an unknown or bad field raises LensnetConfigError naming
-        its dotted path (``cosmic_rays.amplitude_range``).
-
-        Effects left out (or given as None) keep their defaults; so do fields left out of an effect.
-        """
-        if not isinstance(d, dict):
-            raise LensnetConfigError(f"{where or 'ObservationConfig'}: expected a mapping of effects, got {d!r}")
-        return from_dict(cls, {k: v for k, v in d.items() if v is not None}, where)
-
-    def to_dict(self) -> dict:
-        """Nested plain dict, readable back by :meth:`from_dict`."""
-        return to_dict(self)
+    psf: PSFConfig = setting(factory=PSFConfig)
+    poisson: PoissonConfig = setting(factory=PoissonConfig)
+    gaussian_noise: GaussianNoiseConfig = setting(factory=GaussianNoiseConfig)
+    cosmic_rays: CosmicRayConfig = setting(factory=CosmicRayConfig)
+    hot_pixels: HotPixelConfig = setting(factory=HotPixelConfig)
+    bias: BiasConfig = setting(factory=BiasConfig)
+    masks: MaskConfig = setting(factory=MaskConfig)
 
 
 def observe(clean_images: torch.Tensor, config: ObservationConfig, generator: torch.Generator,

@@ -16,21 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
-from lensnet.observe._config import (
-    EffectConfig,
-    check_images,
-    check_interval,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-    reference_peak,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform, reference_peak
 
 __all__ = ["PoissonConfig", "poisson_noise"]
 
 
 @dataclass(frozen=True)
-class PoissonConfig(EffectConfig):
+class PoissonConfig(Config):
     """Probability and level of the shot noise.
 
     Parameters
@@ -41,12 +34,8 @@ class PoissonConfig(EffectConfig):
         Photon counts at the reference peak, drawn uniformly per image [(50, 1000), the paper's].
     """
 
-    probability: float = 0.8
-    counts_range: tuple[float, float] = (50.0, 1000.0)
-
-    def __post_init__(self):
-        check_probability(self)
-        check_interval(self, "counts_range", 0.0, 1e12, min_open=True)
+    probability: float = setting(0.8, min=0.0, max=1.0)
+    counts_range: tuple[float, float] = setting((50.0, 1000.0), min=0.0, max=1e12, min_open=True)
 
 
 def poisson_noise(images: torch.Tensor, config: PoissonConfig, generator: torch.Generator,

@@ -30,17 +30,8 @@ import numpy as np
 import torch
 
 from lensnet.errors import LensnetConfigError, LensnetIOError, LensnetShapeError, LensnetValueError
-from lensnet.observe._config import (
-    EffectConfig,
-    check_bool,
-    check_choice,
-    check_images,
-    check_interval,
-    check_number,
-    check_probability,
-    draw_bernoulli,
-    draw_uniform,
-)
+from lensnet.configfile import Config, setting
+from lensnet.observe.draws import check_images, draw_bernoulli, draw_uniform
 
 __all__ = [
     "PSFConfig",
@@ -56,7 +47,7 @@ _MOFFAT_SUBSAMPLE = 5  # sub-samples per pixel side when integrating a Moffat ke
 
 
 @dataclass(frozen=True)
-class PSFConfig(EffectConfig):
+class PSFConfig(Config):
     """Which PSF to apply, how often, and the ranges its parameters are drawn from.
 
     Parameters
@@ -81,28 +72,15 @@ class PSFConfig(EffectConfig):
         Whether the pixel PSF already includes the pixel response (an ePSF) [False].
     """
 
-    kind: str = "gaussian"
-    probability: float = 0.8
-    sigma_range: tuple[float, float] = (0.1, 2.0)
-    fwhm_range: tuple[float, float] = (0.25, 4.7)
-    beta_range: tuple[float, float] = (2.0, 5.0)
-    pixel_psf_file: str | None = None
-    pixel_psf_hdu: int = 0
-    supersample: int = 1
-    effective: bool = False
-
-    def __post_init__(self):
-        check_choice(self, "kind", PSF_KINDS)
-        check_probability(self)
-        check_interval(self, "sigma_range", 0.0, 50.0, min_open=True)
-        check_interval(self, "fwhm_range", 0.0, 100.0, min_open=True)
-        check_interval(self, "beta_range", 1.0, 100.0, min_open=True)
-        if self.pixel_psf_file is not None and not isinstance(self.pixel_psf_file, str):
-            raise LensnetConfigError(f"pixel_psf_file = {self.pixel_psf_file!r}: expected a FITS path or None "
-                                     "(PSFConfig)")
-        check_number(self, "pixel_psf_hdu", 0, integer=True)
-        check_number(self, "supersample", 1, 64, integer=True)
-        check_bool(self, "effective")
+    kind: str = setting("gaussian", choices=PSF_KINDS)
+    probability: float = setting(0.8, min=0.0, max=1.0)
+    sigma_range: tuple[float, float] = setting((0.1, 2.0), min=0.0, max=50.0, min_open=True)
+    fwhm_range: tuple[float, float] = setting((0.25, 4.7), min=0.0, max=100.0, min_open=True)
+    beta_range: tuple[float, float] = setting((2.0, 5.0), min=1.0, max=100.0, min_open=True)
+    pixel_psf_file: str | None = setting(None)
+    pixel_psf_hdu: int = setting(0, min=0)
+    supersample: int = setting(1, min=1, max=64)
+    effective: bool = setting(False)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from lensnet.simulate.config import PRESETS, PlacementConfig, SimulationConfig, 
 from lensnet.simulate.placement import acceptance, place_sources, points_in_polygons
 from lensnet.simulate.prior import LensPrior
 from lensnet.simulate.render import CPU_CHUNK_ELEMENTS, render, render_unlensed
-from lensnet.simulate.simulator import SOURCE_TYPES, LensSimulator, SimulatedBatch, load_source_bank
+from lensnet.simulate.simulator import SOURCE_TYPES, LensSimulator, SimulatedBatch, SourceKind, load_source_bank
 
 __all__ = [
     "render",
@@ -23,5 +23,6 @@ __all__ = [
     "LensSimulator",
     "SimulatedBatch",
     "SOURCE_TYPES",
+    "SourceKind",
     "load_source_bank",
 ]

@@ -4,7 +4,7 @@ A :class:`SimulationConfig` fixes everything a simulated dataset depends on besi
 pixel grid, the lens prior, the source mixture, the placement cuts and the observational effects.
 Presets:
 
-- ``paper``: REFERENCE's numbers: 192x192 pixels at 0.04", the paper's priors and effects.
+- ``paper``: the paper's: 192x192 pixels at 0.04", its priors and effects (Hezaveh et al. 2017, Methods).
 - ``hst-acs``: HST ACS/WFC sampling, 0.05"/px on 160x160 pixels (8"), with the drizzled ACS PSF
   (FWHM 0.10-0.14") on every image; otherwise as ``paper``.
 - ``tiny``: 32x32 pixels at 0.12", small Einstein radii, no supersampling: for tests.
@@ -12,11 +12,10 @@ Presets:
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from lensnet.configfile import from_dict, read_config_file, to_dict
+from lensnet.configfile import Config, load_config_file, read_config_file, setting
 from lensnet.errors import LensnetConfigError
 from lensnet.observe.pipeline import ObservationConfig
 from lensnet.simulate.prior import LensPrior
@@ -25,15 +24,8 @@ __all__ = ["SourceConfig", "PlacementConfig", "SimulationConfig", "PRESETS", "ge
            "load_simulation_config"]
 
 
-def _check_interval(owner: str, name: str, value, lo=None, hi=None):
-    a, b = value
-    if a > b or (lo is not None and a < lo) or (hi is not None and b > hi):
-        raise LensnetConfigError(f"{owner}.{name} = {list(value)}: expected [min, max] with min <= max"
-                                 + (f" inside [{lo}, {hi}]" if lo is not None or hi is not None else ""))
-
-
 @dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(Config):
     """The source mixture (the paper: equal thirds of real galaxies, Sérsic and clumpy galaxies).
 
     Parameters
@@ -48,7 +40,7 @@ class SourceConfig:
     split_seed : int
         Seed of the by-galaxy split (the same for every dataset, so splits never share a galaxy).
     stamp_size_arcsec : (float, float)
-        Angular size across of a real-galaxy stamp (REFERENCE: 0.4-2.0").
+        Angular size across of a real-galaxy stamp (the paper: 0.4-2.0").
     sersic_radius_arcsec : (float, float)
         Sérsic half-light radius range for Sérsic sources and clumpy bodies.
     sersic_index : (float, float)
@@ -57,30 +49,24 @@ class SourceConfig:
         Source axis-ratio range.
     """
 
-    fractions: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-    bank: str = "hubble_deep_field"
-    split: str = "train"
-    split_seed: int = 2017
-    stamp_size_arcsec: tuple[float, float] = (0.4, 2.0)
-    sersic_radius_arcsec: tuple[float, float] = (0.05, 0.3)
-    sersic_index: tuple[float, float] = (0.5, 4.0)
-    sersic_q: tuple[float, float] = (0.4, 1.0)
+    fractions: tuple[float, float, float] = setting((1 / 3, 1 / 3, 1 / 3))
+    bank: str = setting("hubble_deep_field")
+    split: str = setting("train", choices=("train", "val", "test", "all"))
+    split_seed: int = setting(2017)
+    stamp_size_arcsec: tuple[float, float] = setting((0.4, 2.0), min=1e-3)
+    sersic_radius_arcsec: tuple[float, float] = setting((0.05, 0.3), min=1e-3)
+    sersic_index: tuple[float, float] = setting((0.5, 4.0), min=0.2, max=8.0)
+    sersic_q: tuple[float, float] = setting((0.4, 1.0), min=0.05, max=1.0)
 
-    def __post_init__(self):
-        if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise LensnetConfigError(f"source.fractions = {list(self.fractions)}: expected three non-negative "
+    def validate(self):
+        if min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise LensnetConfigError(f"fractions = {list(self.fractions)}: expected three non-negative "
                                      "probabilities (real, sersic, clumpy) summing to 1")
-        if self.split not in ("train", "val", "test", "all"):
-            raise LensnetConfigError(f"source.split = {self.split!r}: expected train, val, test or all")
-        _check_interval("source", "stamp_size_arcsec", self.stamp_size_arcsec, 1e-3)
-        _check_interval("source", "sersic_radius_arcsec", self.sersic_radius_arcsec, 1e-3)
-        _check_interval("source", "sersic_index", self.sersic_index, 0.2, 8.0)
-        _check_interval("source", "sersic_q", self.sersic_q, 0.05, 1.0)
 
 
 @dataclass(frozen=True)
-class PlacementConfig:
-    """Where sources go and which lenses are kept (REFERENCE).
+class PlacementConfig(Config):
+    """Where sources go and which lenses are kept (Hezaveh et al. 2017, Methods, and its released code).
 
     Parameters
     ----------
@@ -96,27 +82,15 @@ class PlacementConfig:
         Redraw rejected lenses at most this many times before giving up with an error.
     """
 
-    caustic_growth_arcsec: float = 0.15
-    cut_shrink: float = 0.7
-    min_flux_fraction: float = 0.99
-    min_magnification: float = 2.0
-    max_rounds: int = 50
-
-    def __post_init__(self):
-        if not 0 < self.cut_shrink <= 1:
-            raise LensnetConfigError(f"placement.cut_shrink = {self.cut_shrink}: expected a factor in (0, 1]")
-        if self.caustic_growth_arcsec < 0:
-            raise LensnetConfigError(f"placement.caustic_growth_arcsec = {self.caustic_growth_arcsec}: expected >= 0")
-        if not 0 <= self.min_flux_fraction <= 1:
-            raise LensnetConfigError(f"placement.min_flux_fraction = {self.min_flux_fraction}: expected in [0, 1]")
-        if self.min_magnification < 0:
-            raise LensnetConfigError(f"placement.min_magnification = {self.min_magnification}: expected >= 0")
-        if self.max_rounds < 1:
-            raise LensnetConfigError(f"placement.max_rounds = {self.max_rounds}: expected >= 1")
+    caustic_growth_arcsec: float = setting(0.15, min=0.0)
+    cut_shrink: float = setting(0.7, min=0.0, max=1.0, min_open=True)
+    min_flux_fraction: float = setting(0.99, min=0.0, max=1.0)
+    min_magnification: float = setting(2.0, min=0.0)
+    max_rounds: int = setting(50, min=1)
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(Config):
     """Everything a simulated dataset depends on besides its seed.
 
     Parameters
@@ -144,88 +118,23 @@ class SimulationConfig:
         Observational effects.
     """
 
-    name: str = "paper"
-    n_pix: int = 192
-    pixel_scale: float = 0.04
-    supersample: int = 2
-    supersample_threshold: float = 3e-3
-    lens: LensPrior = field(default_factory=LensPrior)
-    source: SourceConfig = field(default_factory=SourceConfig)
-    placement: PlacementConfig = field(default_factory=PlacementConfig)
-    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    name: str = setting("paper")
+    n_pix: int = setting(192, min=8)
+    pixel_scale: float = setting(0.04, min=0.0, min_open=True)
+    supersample: int = setting(2, min=1)
+    supersample_threshold: float = setting(3e-3, min=0.0, max=1.0, max_open=True)
+    lens: LensPrior = setting(factory=LensPrior)
+    source: SourceConfig = setting(factory=SourceConfig)
+    placement: PlacementConfig = setting(factory=PlacementConfig)
+    observation: ObservationConfig = setting(factory=ObservationConfig)
 
-    def __post_init__(self):
-        if self.n_pix < 8:
-            raise LensnetConfigError(f"n_pix = {self.n_pix}: expected at least 8 pixels per side")
-        if not self.pixel_scale > 0:
-            raise LensnetConfigError(f"pixel_scale = {self.pixel_scale}: expected a positive number of arcsec per pixel")
-        if self.supersample < 1:
-            raise LensnetConfigError(f"supersample = {self.supersample}: expected a positive integer")
-        if not 0 <= self.supersample_threshold < 1:
-            raise LensnetConfigError(f"supersample_threshold = {self.supersample_threshold}: expected a fraction "
-                                     "of the brightest pixel in [0, 1)")
-
-    def to_dict(self) -> dict:
-        d = to_dict(self)
-        d["lens"] = _part_to_dict(self.lens)
-        d["observation"] = self.observation.to_dict()
-        return d
+    def for_split(self, split: str) -> "SimulationConfig":
+        """This config with its real galaxies from the bank's ``split`` ('train', 'val' or 'test'), unless
+        it draws from all of them (``source.split = 'all'``): held-out sets use galaxies training never saw."""
+        return self if self.source.split == "all" else self.from_dict({"source": {"split": split}}, base=self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict, base: "SimulationConfig | None" = None) -> "SimulationConfig":
-        """Build from a (partial) mapping; fields left out keep the values of ``base`` (default: paper)."""
-        base = base or SimulationConfig()
-        if not isinstance(data, dict):
-            raise LensnetConfigError("a simulation configuration must be a mapping of field names")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LensnetConfigError(f"unknown configuration field {unknown[0]}; known fields: {', '.join(sorted(known))}")
-        changes = {}
-        for name, value in data.items():
-            current = getattr(base, name)
-            if name == "observation":
-                merged = _merge(current.to_dict(), value, name)
-                changes[name] = ObservationConfig.from_dict(merged, where="observation")
-            elif dataclasses.is_dataclass(current):
-                merged = _merge(_part_to_dict(current), value, name)
-                try:
-                    changes[name] = from_dict(type(current), merged, name)
-                except LensnetConfigError as exc:
-                    msg = str(exc)
-                    raise LensnetConfigError(msg if msg.startswith(name) else f"{name}.{msg}") from None
-            else:
-                changes[name] = getattr(from_dict(_ScalarFields, {name: value}), name)
-        return dataclasses.replace(base, **changes)
-
-
-@dataclass(frozen=True)
-class _ScalarFields:
-    # The scalar fields of SimulationConfig, typed, so from_dict can check them without building a
-    # whole config (whose __post_init__ would reject the partial state).
-    name: str = "paper"
-    n_pix: int = 192
-    pixel_scale: float = 0.04
-    supersample: int = 2
-    supersample_threshold: float = 3e-3
-
-
-def _part_to_dict(part) -> dict:
-    return part.to_dict() if hasattr(part, "to_dict") else to_dict(part)
-
-
-def _merge(base: dict, override, where: str) -> dict:
-    if override is None:
-        return base
-    if not isinstance(override, dict):
-        raise LensnetConfigError(f"{where}: expected a mapping of fields, got {override!r}")
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(base.get(k), dict) and isinstance(v, dict) else v
-    return out
 
 
 def _paper() -> SimulationConfig:
@@ -233,7 +142,7 @@ def _paper() -> SimulationConfig:
 
 
 def _hst_acs() -> SimulationConfig:
-    # Drizzled ACS/WFC PSF: FWHM 0.10-0.14" (REFERENCE.md), sigma = FWHM / 2.355 in 0.05" pixels,
+    # Drizzled ACS/WFC PSF: FWHM 0.10-0.14" (ACS instrument handbook), sigma = FWHM / 2.355 in 0.05" pixels,
     # always present.
     return SimulationConfig.from_dict({
         "name": "hst-acs", "n_pix": 160, "pixel_scale": 0.05,
@@ -260,7 +169,17 @@ def get_preset(name: str) -> SimulationConfig:
 
 
 def load_simulation_config(path, preset: str | None = None) -> SimulationConfig:
-    """Read a YAML/TOML file; its fields override the preset it names (key ``preset``) or ``preset``."""
+    """Read a YAML/TOML file; its fields override the preset it names (key ``preset``) or ``preset``.
+
+    Raises
+    ------
+    LensnetConfigError
+        If the file cannot be parsed, names an unknown preset, or has an unknown field or a value of
+        the wrong type or range; the message names the file, the field and the allowed range.
+    """
     data = read_config_file(path)
-    base = get_preset(data.pop("preset", preset or "paper"))
-    return SimulationConfig.from_dict(data, base)
+    try:
+        base = get_preset(data.pop("preset", preset or "paper"))
+    except LensnetConfigError as exc:
+        raise LensnetConfigError(f"{path}: {exc}") from None
+    return load_config_file(SimulationConfig, path, base, data)

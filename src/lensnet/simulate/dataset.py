@@ -1,7 +1,7 @@
 """Simulated datasets on disk: HDF5 files written batch by batch, resumable and byte-reproducible.
 
 Batch ``k`` of a dataset with seed ``s`` and batch size ``b`` holds lenses ``k b`` to ``(k + 1) b - 1``
-and is ``LensSimulator.simulate(size_k, LensSimulator.batch_seed(s, k))``, so a lens depends only on
+and is ``LensSimulator.simulate(size_k, batch_seed(s, k))``, so a lens depends only on
 (config, seed, batch size, index): an interrupted run continues where it stopped and ends with the
 same file, byte for byte, as an uninterrupted one (same library versions and device).
 
@@ -29,9 +29,12 @@ times are off and compression is deterministic, so a seed reproduces the file's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +47,9 @@ from tqdm.auto import tqdm
 from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS
 from lensnet.errors import LensnetError, LensnetIOError, LensnetRangeError, LensnetValueError
+from lensnet.io.atomic import check_writable
 from lensnet.simulate.config import SimulationConfig, get_preset
+from lensnet.simulate.seeds import batch_seed
 from lensnet.simulate.simulator import SOURCE_TYPES, LensSimulator, SimulatedBatch
 
 __all__ = ["SimulatedDataset", "write_dataset", "read_dataset", "partial_path", "FORMAT", "EXTRA_ARRAYS"]
@@ -55,13 +60,14 @@ FORMAT_VERSION = 1
 EXTRA_ARRAYS = ("observed", "clean")
 _COMPRESSIONS = ("gzip", "lzf", "none")
 # Attributes that fix a dataset's content: a resumed run must match them all.
-_IDENTITY = ("format_version", "config", "seed", "num", "batch_size", "compression", "extras", "device")
+_IDENTITY = ("format_version", "config", "seed", "num", "batch_size", "compression", "extras", "device",
+             "cpu_threads")
 _DESCRIPTIONS = {
     "images": "network input: lensnet.preprocess.normalize_images(observed, masks)",
     "observed": "observed image in units of the arc peak, masked pixels 0",
     "clean": "noiseless lensed image without PSF, in units of the arc peak",
     "masks": "True where the pixel is masked",
-    "seeds": "seed of the batch the lens came from: LensSimulator.batch_seed(seed, index // batch_size)",
+    "seeds": "seed of the batch the lens came from: batch_seed(seed, index // batch_size)",
 }
 
 
@@ -178,8 +184,10 @@ def write_dataset(path: str | os.PathLike, config: SimulationConfig | str, num: 
     identity = _identity(config, num, seed, batch_size, extras, compression)
     # Random streams differ between device types, so a dataset is continued only where it began.
     identity["device"] = torch.device(device or "cpu").type
-    if not path.parent.is_dir():
-        raise LensnetIOError(f"cannot write {path}: the folder {path.parent} does not exist")
+    # Float reductions on the CPU differ in the last bits between thread counts, and Poisson draws amplify
+    # that: a resumed file must be continued with the thread count it was started with.
+    identity["cpu_threads"] = torch.get_num_threads() if identity["device"] == "cpu" else 0
+    check_writable(path)
     if path.exists() and not overwrite:
         raise LensnetIOError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
     if partial.exists():
@@ -188,8 +196,8 @@ def write_dataset(path: str | os.PathLike, config: SimulationConfig | str, num: 
         elif overwrite:
             partial.unlink()
         else:
-            raise LensnetIOError(f"an unfinished dataset {partial} exists; continue it with resume=True (--resume) "
-                                 "or start again with overwrite=True (--overwrite)")
+            raise LensnetIOError(f"an unfinished dataset {partial} exists; continue it (--resume, resume=True) "
+                                 "or start again (--overwrite, overwrite=True)")
     simulator = LensSimulator(config, device=device)
     try:
         if not partial.exists():
@@ -197,19 +205,25 @@ def write_dataset(path: str | os.PathLike, config: SimulationConfig | str, num: 
         with h5py.File(partial, "r") as f:
             finished = int(f.attrs["num_finished"])
         n_batches = math.ceil(num / batch_size)
-        with tqdm(total=num, initial=finished, unit="lens", disable=not progress, desc=path.name) as bar:
+        with (tqdm(total=num, initial=finished, unit="lens", disable=not progress, desc=path.name) as bar,
+              _interrupt_between_batches() as interrupted):
             for k in range(finished // batch_size, n_batches):
                 size = min(batch_size, num - k * batch_size)
-                batch = simulator.simulate(size, LensSimulator.batch_seed(seed, k))
+                batch = simulator.simulate(size, batch_seed(seed, k))
                 _write_batch(partial, batch, k * batch_size, identity)
                 bar.update(size)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
         with h5py.File(partial, "r+") as f:
             f.attrs.modify("complete", True)
     except LensnetError:
         raise
     except OSError as exc:
+        if not partial.exists():
+            raise LensnetIOError(f"cannot write {partial}: {exc}") from None
         raise LensnetIOError(f"writing {partial} failed: {exc}. The unfinished file is kept: fix the cause "
-                             "(free disk space, ...) and continue with resume=True (--resume)") from exc
+                             "(free disk space, ...) and continue it (--resume on the command line, "
+                             "resume=True in Python)") from exc
     os.replace(partial, path)
     return path
 
@@ -256,6 +270,28 @@ def read_dataset(path: str | os.PathLike, start: int = 0, stop: int | None = Non
 
 
 # -- internals ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupt_between_batches():
+    """Ctrl-C (SIGINT) sets the yielded event instead of raising wherever Python happens to be: raised
+    inside a finaliser or a library callback it can be swallowed ("Exception ignored in ..."), and the
+    run goes on. The loop stops after the batch it is writing; a second Ctrl-C stops at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _identity(config: SimulationConfig, num, seed, batch_size, extras, compression) -> dict:

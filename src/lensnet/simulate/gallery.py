@@ -18,10 +18,12 @@ import torch
 
 from lensnet.conventions import e1e2_to_qphi
 from lensnet.errors import LensnetRangeError, LensnetValueError
-from lensnet.io.atomic import atomic_output
+from lensnet.io.atomic import check_writable
 from lensnet.observe.pipeline import ObservationConfig, observe
+from lensnet.plotting import new_figure, save_png
 from lensnet.simulate.config import PRESETS, SimulationConfig, get_preset
 from lensnet.simulate.dataset import SimulatedDataset, read_dataset
+from lensnet.simulate.seeds import batch_seed
 from lensnet.simulate.simulator import LensSimulator
 
 __all__ = ["draw_gallery", "draw_effects", "EFFECT_PANELS"]
@@ -75,12 +77,13 @@ def draw_gallery(source: LensSimulator | SimulationConfig | SimulatedDataset | s
     """
     if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= _MAX_GALLERY:
         raise LensnetRangeError("num", num, 1, _MAX_GALLERY, "one panel per lens")
+    check_writable(output)
     g = _gallery_data(source, num, seed, device)
     num = len(g.images)
-    plt = _pyplot()
     cols = min(num, max(4, math.ceil(math.sqrt(num))), 8)
     rows = math.ceil(num / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.0 * rows + 0.4), squeeze=False)
+    fig = new_figure(2.0 * cols, 2.0 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
     half = g.config.n_pix * g.config.pixel_scale / 2
     labels = _gallery_labels(g)
     for i, ax in enumerate(axes.flat):
@@ -97,7 +100,7 @@ def draw_gallery(source: LensSimulator | SimulationConfig | SimulatedDataset | s
     fig.suptitle(f"lensnet: {num} simulated {g.kind}, preset {g.config.name}, seed {g.seed} "
                  f"({g.config.n_pix}x{g.config.n_pix} px of {g.config.pixel_scale:g}\")", fontsize=9)
     fig.tight_layout(h_pad=1.6, w_pad=0.4)
-    return _save(fig, output)
+    return save_png(fig, output, dpi=130)
 
 
 def draw_effects(simulator_or_config: LensSimulator | SimulationConfig | str, seed: int = 3,
@@ -127,9 +130,10 @@ def draw_effects(simulator_or_config: LensSimulator | SimulationConfig | str, se
     Path
         The PNG written.
     """
+    check_writable(output)
     simulator = _simulator(simulator_or_config, device)
     config = simulator.config
-    batch = simulator.simulate(1, LensSimulator.batch_seed(seed, 0))
+    batch = simulator.simulate(1, batch_seed(seed, 0))
     clean = batch.clean / batch.clean.amax().clamp_min(1e-12)
     panels = [("noiseless", clean, torch.zeros_like(batch.masks), "")]
     for label, on, colored in EFFECT_PANELS:
@@ -137,9 +141,9 @@ def draw_effects(simulator_or_config: LensSimulator | SimulationConfig | str, se
         gen = torch.Generator(clean.device).manual_seed(int(seed))
         image, masks, record = observe(clean, obs_config, gen, config.pixel_scale)
         panels.append((label, image, masks, _effect_label(on, record, masks)))
-    plt = _pyplot()
     cols = math.ceil(len(panels) / 2)
-    fig, axes = plt.subplots(2, cols, figsize=(2.3 * cols + 0.8, 5.4), squeeze=False, layout="constrained")
+    fig = new_figure(2.3 * cols + 0.8, 5.4, layout="constrained")
+    axes = fig.subplots(2, cols, squeeze=False)
     half = config.n_pix * config.pixel_scale / 2
     for ax, (label, image, masks, detail) in zip(axes.flat, panels):
         ax.axis("off")
@@ -152,7 +156,7 @@ def draw_effects(simulator_or_config: LensSimulator | SimulationConfig | str, se
     fig.suptitle(f"lensnet: one lens under each observational effect (preset {config.name}, seed {seed}; "
                  f"θE = {batch.targets[0, 0].item():.2f}″, q = {q:.2f}; grey scale in arc-peak units)", fontsize=9)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, pad=0.01, label="flux / arc peak")
-    return _save(fig, output)
+    return save_png(fig, output, dpi=130)
 
 
 # -- internals ---------------------------------------------------------------------------------------
@@ -192,7 +196,7 @@ def _gallery_data(source, num: int, seed: int, device) -> _GalleryData:
         return _GalleryData(images, source.masks[:num], source.targets[:num],
                             {k: v[:num] for k, v in source.record.items()}, source.config, source.seed, kind)
     simulator = _simulator(source, device)
-    batch = simulator.simulate(num, LensSimulator.batch_seed(seed, 0))
+    batch = simulator.simulate(num, batch_seed(seed, 0))
     arrays = {name: getattr(batch, name).detach().cpu().numpy() for name in ("observed", "masks", "targets")}
     return _GalleryData(arrays["observed"][:, 0].astype(np.float64), arrays["masks"][:, 0], arrays["targets"],
                         {k: v.detach().cpu().numpy() for k, v in batch.record.items()}, simulator.config, seed,
@@ -261,23 +265,3 @@ def _show(ax, image: np.ndarray, mask: np.ndarray, half: float, lo: float, hi: f
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
     return im
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, output) -> Path:
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_output(output, overwrite=True) as tmp:
-            fig.savefig(tmp, dpi=130, format="png")
-    finally:
-        plt.close(fig)
-    return Path(output)

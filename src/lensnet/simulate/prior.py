@@ -1,4 +1,4 @@
-"""Prior of the SIE parameters of simulated lenses (Hezaveh et al. 2017, released code; REFERENCE.md).
+"""Prior of the SIE parameters of simulated lenses (Hezaveh et al. 2017, Methods, and its released code).
 
 theta_E ~ U[0.1, 3.0] arcsec; 1 - q ~ U[0, 0.9]; major-axis angle phi ~ U[0, pi); lens centre uniform
 in a square of half-side 0.28 arcsec about the image centre (the paper's network sees the lens
@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
+from lensnet.configfile import Config, setting
 from lensnet.conventions import LensParams, qphi_to_e1e2
-from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
+from lensnet.errors import LensnetRangeError, LensnetValueError
 
 __all__ = ["LensPrior"]
 
 
 @dataclass(frozen=True)
-class LensPrior:
+class LensPrior(Config):
     """Independent uniform priors on the SIE parameters.
 
     Parameters
@@ -50,22 +51,9 @@ class LensPrior:
     (4, True)
     """
 
-    theta_E_range: tuple[float, float] = (0.1, 3.0)
-    one_minus_q_range: tuple[float, float] = (0.0, 0.9)
-    center_range: float = 0.28
-
-    def __post_init__(self):
-        lo, hi = _interval("lens.theta_E_range", self.theta_E_range)
-        if not 0 < lo <= hi:
-            raise LensnetConfigError(f"lens.theta_E_range = {list(self.theta_E_range)}: "
-                                     "expected 0 < min <= max (arcsec)")
-        lo, hi = _interval("lens.one_minus_q_range", self.one_minus_q_range)
-        if not 0 <= lo <= hi < 1:
-            raise LensnetConfigError(f"lens.one_minus_q_range = {list(self.one_minus_q_range)}: "
-                                     "expected 0 <= min <= max < 1 (q = 1 - value must stay positive)")
-        if not (isinstance(self.center_range, (int, float)) and 0 <= self.center_range < math.inf):
-            raise LensnetConfigError(f"lens.center_range = {self.center_range!r}: expected a finite number >= 0 "
-                                     "(arcsec)")
+    theta_E_range: tuple[float, float] = setting((0.1, 3.0), min=0.0, min_open=True)
+    one_minus_q_range: tuple[float, float] = setting((0.0, 0.9), min=0.0, max=1.0, max_open=True)
+    center_range: float = setting(0.28, min=0.0)
 
     def sample(self, batch: int, generator: torch.Generator, device=None, dtype=torch.float32) -> LensParams:
         """Draw ``batch`` lenses.
@@ -107,17 +95,6 @@ class LensPrior:
         e1, e2 = qphi_to_e1e2(q, math.pi * u[:, 2])
         c = self.center_range
         return LensParams(theta_E, e1, e2, c * (2 * u[:, 3] - 1), c * (2 * u[:, 4] - 1))
-
-
-def _interval(name: str, value) -> tuple[float, float]:
-    """``value`` as a (min, max) pair of finite numbers, or a config error naming ``name``."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise LensnetConfigError(f"{name} = {value!r}: expected [min, max]") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise LensnetConfigError(f"{name} = {list(value)}: expected finite numbers")
-    return lo, hi
 
 
 def _lerp(interval: tuple[float, float], u: torch.Tensor) -> torch.Tensor:

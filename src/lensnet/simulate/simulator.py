@@ -15,15 +15,14 @@ trains. Steps (Hezaveh et al. 2017, Methods; numbers in ``REFERENCE.md``):
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from lensnet.conventions import qphi_to_e1e2
 from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
 from lensnet.lensing import PixelGrid
 from lensnet.observe.pipeline import observe
@@ -35,13 +34,21 @@ from lensnet.sources.banks import (SourceBank, fits_folder_bank, galsim_cosmos_b
                                    hubble_deep_field_bank)
 from lensnet.sources.base import Source
 from lensnet.sources.clumpy import draw_clumpy_sources
-from lensnet.sources.sersic import Sersic
+from lensnet.sources.sersic import draw_sersic_sources
 from lensnet.sources.stamps import StampSource
 
-__all__ = ["LensSimulator", "SimulatedBatch", "SOURCE_TYPES", "load_source_bank"]
+__all__ = ["LensSimulator", "SimulatedBatch", "SOURCE_TYPES", "SourceKind", "load_source_bank"]
 
-#: Source type codes stored in ``record['source_type']``.
-SOURCE_TYPES = ("real", "sersic", "clumpy")
+class SourceKind(enum.IntEnum):
+    """The kinds of source of the mixture; their codes are stored in ``record['source_type']``."""
+
+    REAL = 0
+    SERSIC = 1
+    CLUMPY = 2
+
+
+#: Names of the source kinds by code, as datasets record them.
+SOURCE_TYPES = tuple(kind.name.lower() for kind in SourceKind)
 
 
 @dataclass
@@ -136,14 +143,6 @@ class LensSimulator:
                                         "holds no galaxy; use more stamps or source.split = 'all'")
             self.bank = bank.to(self.device)
 
-    @staticmethod
-    def batch_seed(seed: int, batch_index: int) -> int:
-        """Seed of batch ``batch_index`` of a dataset or training stream with seed ``seed``."""
-        if seed < 0 or batch_index < 0:
-            raise LensnetRangeError("seed" if seed < 0 else "batch_index", min(seed, batch_index), 0, None)
-        state = np.random.SeedSequence([seed, batch_index]).generate_state(2, np.uint32)
-        return int(state[0]) << 31 | int(state[1]) >> 1
-
     def simulate(self, batch_size: int, seed: int) -> SimulatedBatch:
         """Simulate ``batch_size`` lenses from ``seed`` (same seed, same batch, on one device)."""
         if batch_size < 1:
@@ -179,31 +178,29 @@ class LensSimulator:
 
     def _make_source(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> "MixtureSource":
         kind = self._draw_kind(x.numel(), gen)
-        parts = [(idx, self._draw_source(t, x[idx], y[idx], gen))
-                 for t in range(len(SOURCE_TYPES)) if (idx := (kind == t).nonzero().flatten()).numel()]
+        parts = [(idx, self._draw_source(k, x[idx], y[idx], gen))
+                 for k in SourceKind if (idx := (kind == k).nonzero().flatten()).numel()]
         return MixtureSource(x.numel(), parts, {"source_type": kind})
 
     def _draw_kind(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """Source type per lens (index into :data:`SOURCE_TYPES`) from the configured mixture."""
+        """Source kind per lens (a :class:`SourceKind` code) from the configured mixture."""
         f = torch.tensor(self.config.source.fractions, dtype=torch.float32)
         if self.bank is None:
-            f[0] = 0.0
+            f[SourceKind.REAL] = 0.0
         u = torch.rand(n, generator=gen, device=self.device)
         edges = (torch.cumsum(f, 0) / f.sum())[:-1].to(self.device)
         return torch.bucketize(u, edges, right=True)
 
-    def _draw_source(self, kind: int, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
-        """Sources of one type centred on (x, y), each (n,) arcsec."""
+    def _draw_source(self, kind: SourceKind, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        """Sources of one kind centred on (x, y), each (n,) arcsec."""
         cfg, n = self.config.source, x.numel()
         uniform = lambda lo_hi: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(n, generator=gen, device=self.device)  # noqa: E731
-        if kind == 0:
+        if kind == SourceKind.REAL:
             index = torch.randint(0, len(self.bank), (n,), generator=gen, device=self.device)
             return StampSource(self.bank.stamps, index, uniform(cfg.stamp_size_arcsec), x, y,
                                angle=uniform((0.0, 2 * math.pi)))
-        if kind == 1:
-            e1, e2 = qphi_to_e1e2(uniform(cfg.sersic_q), uniform((0.0, math.pi)))
-            return Sersic(torch.ones_like(x), uniform(cfg.sersic_radius_arcsec), uniform(cfg.sersic_index),
-                          e1, e2, x, y)
+        if kind == SourceKind.SERSIC:
+            return draw_sersic_sources(x, y, gen, cfg.sersic_radius_arcsec, cfg.sersic_index, cfg.sersic_q)
         return draw_clumpy_sources(n, gen, center_x=x, center_y=y, R_sersic_range=cfg.sersic_radius_arcsec,
                                    q_range=cfg.sersic_q, dtype=x.dtype)
 

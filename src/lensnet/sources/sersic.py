@@ -27,10 +27,11 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from lensnet.conventions import qphi_to_e1e2
 from lensnet.errors import check_batch_fields, check_range
 from lensnet.sources.base import Source
 
-__all__ = ["Sersic", "sersic_profile", "sersic_b_n", "sersic_total_flux", "N_SERSIC_RANGE"]
+__all__ = ["Sersic", "draw_sersic_sources", "sersic_profile", "sersic_b_n", "sersic_total_flux", "N_SERSIC_RANGE"]
 
 #: Allowed Sersic indices; outside, b_n's approximation (and float32 dynamic range, e^{b_n}) fail.
 N_SERSIC_RANGE: tuple[float, float] = (0.2, 8.0)
@@ -182,3 +183,30 @@ class Sersic(Source):
         names = ["amp", "R_sersic", "n_sersic", "e1", "e2", "center_x", "center_y"]
         rows = torch.stack([getattr(self, f.name) for f in fields(self)], 1).detach().cpu().double().tolist()
         return [dict(zip(names, row)) for row in rows]
+
+
+def draw_sersic_sources(center_x: torch.Tensor, center_y: torch.Tensor, generator: torch.Generator,
+                        R_sersic_range: tuple[float, float], n_sersic_range: tuple[float, float],
+                        q_range: tuple[float, float]) -> Sersic:
+    """Unit-amplitude elliptical Sérsic sources centred on (center_x, center_y), shapes drawn uniformly.
+
+    The axis ratio q ~ U(q_range), the major-axis angle phi ~ U[0, pi), the half-light radius
+    R_sersic ~ U(R_sersic_range) arcsec and the index n ~ U(n_sersic_range), drawn in that order from
+    ``generator`` (on the centres' device), one value per source.
+
+    Parameters
+    ----------
+    center_x, center_y : Tensor, (B,)
+        Source centres, arcsec.
+    generator : torch.Generator
+        Source of randomness, on the device of the centres.
+    R_sersic_range, n_sersic_range, q_range : (float, float)
+        Ranges of the half-light radius (arcsec), the index and the axis ratio.
+    """
+    def uniform(lo_hi):
+        return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(center_x.numel(), generator=generator,
+                                                              device=center_x.device)
+
+    e1, e2 = qphi_to_e1e2(uniform(q_range), uniform((0.0, math.pi)))
+    radius, index = uniform(R_sersic_range), uniform(n_sersic_range)
+    return Sersic(torch.ones_like(center_x), radius, index, e1, e2, center_x, center_y)

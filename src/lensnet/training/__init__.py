@@ -1,30 +1,43 @@
-"""Training on lenses simulated on the fly (Lightning), and the combined network.
+"""Training on lenses simulated on the fly (Lightning), checkpoints, export, and fitting the combined network.
 
 :func:`run_training` is the library call behind ``lensnet train``; :class:`TrainConfig` its settings;
-:class:`LensRegressor` the Lightning system around a network from :mod:`lensnet.networks`;
-:class:`SimulatedLensDataModule` the on-the-fly data; :class:`CombinedNetwork` the paper's
-combination of several trained networks.
+:class:`LensRegressor` the Lightning system around a :class:`~lensnet.inference.LensPredictor`;
+:class:`SimulatedLensDataModule` the on-the-fly data; :func:`read_checkpoint` everything that reads
+a checkpoint; :func:`export_model` turns one into a shipped model; :func:`fit_combined_network`
+fits the paper's combination of several trained networks.
 """
 
-from lensnet.training.combine import CombinedNetwork, fit_combination, fit_combined_network
-from lensnet.training.config import TrainConfig, load_config, save_config
-from lensnet.training.datamodule import PresetSimulatorFactory, SimulatedLensDataModule, batch_seed
-from lensnet.training.module import LensRegressor, error68
-from lensnet.training.train import TrainResult, load_regressor, run_training
+import importlib
+
+# Submodules load on first use (PEP 562), so that reading a TrainConfig (``lensnet train --help``)
+# does not import Lightning.
+_EXPORTS = {
+    "CHECKPOINT_KEY": "checkpoint", "TrainingCheckpoint": "checkpoint", "read_checkpoint": "checkpoint",
+    "fit_combination": "combine", "fit_combined_network": "combine",
+    "TrainConfig": "config", "load_config": "config", "save_config": "config",
+    "PresetSimulatorFactory": "datamodule", "SimulatedLensDataModule": "datamodule",
+    "export_model": "export", "LensRegressor": "module", "TrainResult": "train", "run_training": "train",
+}
 
 __all__ = [
-    "CombinedNetwork",
+    "CHECKPOINT_KEY",
     "LensRegressor",
     "PresetSimulatorFactory",
     "SimulatedLensDataModule",
     "TrainConfig",
     "TrainResult",
-    "batch_seed",
-    "error68",
+    "TrainingCheckpoint",
+    "export_model",
     "fit_combination",
     "fit_combined_network",
     "load_config",
-    "load_regressor",
+    "read_checkpoint",
     "run_training",
     "save_config",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

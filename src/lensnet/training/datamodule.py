@@ -4,7 +4,7 @@ As in Hezaveh et al. 2017, every training step sees a freshly simulated batch, s
 seen twice. The design, chosen so that resuming and DDP need no state of their own:
 
 - The training dataloader yields only **batch seeds**, plain integers
-  ``batch_seed(seed, "train", step, rank)``: a hash of the config seed, the global step and the
+  ``batch_seed(seed, step, "train", rank)``: a hash of the config seed, the global step and the
   DDP rank. Each step's data is therefore fresh, different on every rank, and the same again when
   a run is resumed at that step (the stream starts at ``trainer.global_step``, which Lightning
   has restored from the checkpoint before it asks for the dataloader).
@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from lensnet.errors import LensnetValueError
+from lensnet.simulate.config import SimulationConfig, get_preset
+from lensnet.simulate.seeds import batch_seed
+from lensnet.simulate.simulator import LensSimulator
 
 __all__ = [
     "SimulatorLike",
@@ -43,14 +45,7 @@ __all__ = [
     "PresetSimulatorFactory",
     "SimulatedLensDataModule",
     "TrainSeedStream",
-    "batch_seed",
 ]
-
-#: Seed streams; each kind of data draws its batch seeds from its own stream.
-STREAMS = {"train": 0, "val": 1, "test": 2, "stats": 3, "dropout": 4}
-#: Batch seeds are 40-bit integers, leaving room for a simulator that derives per-lens seeds from them.
-SEED_BITS = 40
-
 
 class SimulatorLike(Protocol):
     def simulate(self, batch_size: int, seed: int):
@@ -68,26 +63,6 @@ class SampleStats:
     mean: torch.Tensor
     std: torch.Tensor
     image_shape: tuple[int, int, int]
-
-
-def batch_seed(seed: int, stream: str, index: int, rank: int = 0) -> int:
-    """The seed of batch ``index`` of ``stream`` on DDP rank ``rank``: a 40-bit hash of all four.
-
-    Parameters
-    ----------
-    seed : int
-        The run's seed (``TrainConfig.seed``), >= 0.
-    stream : str
-        One of ``"train"``, ``"val"``, ``"test"``, ``"stats"``, ``"dropout"`` (the global generator).
-    index : int
-        The global step for ``"train"``; the chunk number for the fixed sets.
-    rank : int
-        Global DDP rank (training only; fixed sets use 0 on every rank).
-    """
-    if stream not in STREAMS:
-        raise LensnetValueError(f"stream {stream!r} is not one of {', '.join(STREAMS)}")
-    hi, lo = np.random.SeedSequence([seed, STREAMS[stream], rank, index]).generate_state(2, np.uint32)
-    return ((int(hi) << 32) | int(lo)) >> (64 - SEED_BITS)
 
 
 class PresetSimulatorFactory:
@@ -109,18 +84,10 @@ class PresetSimulatorFactory:
 
     def config(self):
         """The resolved ``SimulationConfig``: the preset with the overrides merged in."""
-        from lensnet.simulate.config import SimulationConfig, get_preset
-
         return SimulationConfig.from_dict(self.overrides, base=get_preset(self.preset))
 
     def __call__(self, device: torch.device, split: str = "train") -> SimulatorLike:
-        from lensnet.simulate.config import SimulationConfig
-        from lensnet.simulate.simulator import LensSimulator
-
-        config = self.config()
-        if config.source.split != "all":
-            config = SimulationConfig.from_dict({"source": {"split": split}}, base=config)
-        return LensSimulator(config, device=device)
+        return LensSimulator(self.config().for_split(split), device=device)
 
 
 class TrainSeedStream(IterableDataset):
@@ -132,7 +99,7 @@ class TrainSeedStream(IterableDataset):
     def __iter__(self) -> Iterator[int]:
         step = self.start_step
         while True:
-            yield batch_seed(self.seed, "train", step, self.rank)
+            yield batch_seed(self.seed, step, "train", self.rank)
             step += 1
 
 
@@ -218,7 +185,7 @@ class SimulatedLensDataModule(L.LightningDataModule):
         """``num`` lenses from ``stream`` in chunks of ``batch_size`` (chunk i has seed i of the stream)."""
         images, targets = [], []
         for i, start in enumerate(range(0, num, self.batch_size)):
-            batch = simulator.simulate(min(self.batch_size, num - start), batch_seed(self.seed, stream, i))
+            batch = simulator.simulate(min(self.batch_size, num - start), batch_seed(self.seed, i, stream))
             images.append(batch.images)
             targets.append(batch.targets)
         return torch.cat(images), torch.cat(targets)

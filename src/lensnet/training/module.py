@@ -1,9 +1,9 @@
 """The Lightning system that trains a backbone network to regress the SIE parameters.
 
-Following Lightning's style guide, the network is a plain ``nn.Module`` (from
-:mod:`lensnet.networks`) and :class:`LensRegressor` adds loss, metrics and optimiser. Targets are
-standardised per parameter, z = (y - mean) / std, with the mean and std stored in the module (so a
-checkpoint predicts in physical units on its own). The loss is
+Following Lightning's model/system split, the model is a plain ``nn.Module``: a
+:class:`~lensnet.inference.predictor.LensPredictor`, the network of :mod:`lensnet.networks` with
+the standardisation of its targets, z = (y - mean) / std, so that a checkpoint predicts in physical
+units on its own; :class:`LensRegressor` adds loss, metrics and optimiser. The loss is
 
 - ``mse``: the mean over the batch and the parameters of (mu - z)^2, the paper's squared error
   (Hezaveh et al. 2017), for networks returning K means;
@@ -25,17 +25,17 @@ import torch
 import torch.nn as nn
 
 from lensnet.conventions import PARAM_NAMES
-from lensnet.errors import LensnetShapeError, LensnetValueError
-from lensnet.evaluate.metrics import error68
+from lensnet.errors import LensnetValueError
+from lensnet.inference.predictor import LOGVAR_RANGE, LensPredictor
+from lensnet.metrics import error68
 
-__all__ = ["LensRegressor", "error68"]
-
-#: Clamp of predicted log-variances (in standardised units) keeping exp() finite in any precision.
-LOGVAR_RANGE = (-20.0, 20.0)
+__all__ = ["LensRegressor"]
 
 
 class LensRegressor(L.LightningModule):
     """Trains ``backbone`` on standardised SIE parameters; ``forward`` predicts physical ones.
+
+    The trained model is ``self.model``, a :class:`~lensnet.inference.predictor.LensPredictor`.
 
     Parameters
     ----------
@@ -66,54 +66,26 @@ class LensRegressor(L.LightningModule):
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
-        self.backbone = backbone
-        self.param_names = PARAM_NAMES
-        self.predicts_variance = bool(getattr(backbone, "predicts_variance", False))
-        self.loss_name = ("gaussian_nll" if self.predicts_variance else "mse") if loss == "auto" else loss
+        k = len(PARAM_NAMES)
+        self.model = LensPredictor(backbone, [0.0] * k if target_mean is None else target_mean,
+                                   [1.0] * k if target_std is None else target_std, log_var_clamp=LOGVAR_RANGE).train()
+        self.loss_name = ("gaussian_nll" if self.model.predicts_variance else "mse") if loss == "auto" else loss
         if self.loss_name not in ("gaussian_nll", "mse"):
             raise LensnetValueError(f"loss {loss!r} is not one of 'auto', 'gaussian_nll', 'mse'")
-        if self.loss_name == "gaussian_nll" and not self.predicts_variance:
+        if self.loss_name == "gaussian_nll" and not self.model.predicts_variance:
             raise LensnetValueError("loss 'gaussian_nll' needs a network with predicts_variance = True; "
                                     "use loss 'mse' or 'auto'")
-        k = len(self.param_names)
-        mean = torch.zeros(k) if target_mean is None else torch.as_tensor(target_mean, dtype=torch.float32)
-        std = torch.ones(k) if target_std is None else torch.as_tensor(target_std, dtype=torch.float32)
-        for name, value in (("target_mean", mean), ("target_std", std)):
-            if value.shape != (k,):
-                raise LensnetShapeError(name, value.shape, f"({k},), one value per parameter")
-        if not (std > 0).all():
-            raise LensnetValueError(f"target_std must be positive, got {std.tolist()}")
-        self.register_buffer("target_mean", mean)
-        self.register_buffer("target_std", std)
-        # Validation RMS per parameter: the uncertainty forward() reports for mean-only networks.
-        self.register_buffer("residual_rms", torch.full((k,), math.nan))
         self._running_loss: torch.Tensor | None = None
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predict the parameters of a batch of images, for inference.
-
-        Parameters
-        ----------
-        images : Tensor, shape (B, C, H, W)
-            Network-ready images (normalised as the simulator's).
-
-        Returns
-        -------
-        mean, std : Tensor, each (B, K), float32
-            Estimates and 1-sigma uncertainties in the units of :data:`lensnet.PARAM_UNITS`; for
-            mean-only networks ``std`` is the validation RMS of each parameter (NaN before any
-            validation).
-        """
-        mu, log_var = self._split(self.backbone(images))
-        mean = mu * self.target_std + self.target_mean
-        if log_var is None:
-            return mean, self.residual_rms.expand_as(mean)
-        return mean, torch.exp(0.5 * log_var) * self.target_std
+        """Means and 1-sigma uncertainties (B, K), physical units, of network-ready images (B, C, H, W);
+        for mean-only networks ``std`` is the validation RMS of each parameter (NaN before any validation)."""
+        return self.model(images)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        loss = self._loss(self.backbone(images), self._standardise(targets))
+        loss = self._loss(self.model.backbone(images), self.model.standardize(targets))
         self._running_loss = loss.detach() if self._running_loss is None else (
             0.98 * self._running_loss + 0.02 * loss.detach())
         self.log("train_loss", loss, batch_size=len(targets))
@@ -126,7 +98,7 @@ class LensRegressor(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         rms = self._eval_epoch_end("val")
         if rms is not None and not self.trainer.sanity_checking:
-            self.residual_rms.copy_(rms)
+            self.model.residual_rms.copy_(rms)
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "test")
@@ -161,50 +133,37 @@ class LensRegressor(L.LightningModule):
             raise LensnetValueError(f"schedule {hp.schedule!r} is not one of 'cosine', 'onecycle', 'constant'")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def _split(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Backbone output to standardised means (B, K) and log-variances (B, K) or None, in float32."""
-        k = len(self.param_names)
-        expected = 2 * k if self.predicts_variance else k
-        if output.ndim != 2 or output.shape[1] != expected:
-            raise LensnetShapeError("backbone output", output.shape, f"(B, {expected})")
-        output = output.float()
-        if not self.predicts_variance:
-            return output, None
-        return output[:, :k], output[:, k:].clamp(*LOGVAR_RANGE)
-
-    def _standardise(self, targets: torch.Tensor) -> torch.Tensor:
-        return (targets.float() - self.target_mean) / self.target_std
-
     def _loss(self, output: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        mu, log_var = self._split(output)
+        mu, log_var = self.model.split(output)
         if self.loss_name == "mse":
             return ((mu - z) ** 2).mean()
         return 0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var)).mean()
 
     def _eval_step(self, batch, stage: str) -> None:
         images, targets = batch
-        output = self.backbone(images)
-        loss = self._loss(output, self._standardise(targets))
+        output, z = self.model.backbone(images), self.model.standardize(targets)
+        loss = self._loss(output, z)
         self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(targets))
-        mu, log_var = self._split(output)
-        residual = (mu - self._standardise(targets)) * self.target_std
-        std = self.target_std * torch.exp(0.5 * log_var) if log_var is not None else torch.zeros_like(residual)
+        mu, log_var = self.model.split(output)
+        std_z = self.model.target_std
+        residual = (mu - z) * std_z
+        std = std_z * torch.exp(0.5 * log_var) if log_var is not None else torch.zeros_like(residual)
         self._eval_outputs.append((residual.detach(), std.detach()))
 
     def _eval_epoch_end(self, stage: str) -> torch.Tensor | None:
         """Log per-parameter 68% error, RMS (and coverage) over every rank; return the RMS."""
         if not self._eval_outputs:
             return None
-        k = len(self.param_names)
+        k = len(PARAM_NAMES)
         residual = self.all_gather(torch.cat([r for r, _ in self._eval_outputs])).reshape(-1, k)
         std = self.all_gather(torch.cat([s for _, s in self._eval_outputs])).reshape(-1, k)
         self._eval_outputs.clear()
         err, rms = error68(residual), residual.pow(2).mean(0).sqrt()
         cover = (residual.abs() <= std).float().mean(0)
-        for i, name in enumerate(self.param_names):
+        for i, name in enumerate(PARAM_NAMES):
             self.log(f"{stage}_err68/{name}", err[i], sync_dist=True)
             self.log(f"{stage}_rms/{name}", rms[i], sync_dist=True)
-            if self.predicts_variance:
+            if self.model.predicts_variance:
                 self.log(f"{stage}_cover68/{name}", cover[i], sync_dist=True)
         return rms
 

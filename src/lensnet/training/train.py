@@ -22,7 +22,6 @@ device. On GPU, ``precision='auto'`` trains in bf16 (or fp16) mixed precision.
 
 from __future__ import annotations
 
-import pickle
 import signal
 import threading
 import warnings
@@ -41,15 +40,13 @@ from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.networks import DEFAULT_MODEL, create_model
+from lensnet.simulate.seeds import batch_seed
+from lensnet.training.checkpoint import CHECKPOINT_KEY, read_checkpoint
 from lensnet.training.config import TrainConfig, save_config
-from lensnet.training.datamodule import PresetSimulatorFactory, SimulatedLensDataModule, SimulatorFactory, batch_seed
+from lensnet.training.datamodule import PresetSimulatorFactory, SimulatedLensDataModule, SimulatorFactory
 from lensnet.training.module import LensRegressor
 
-__all__ = ["TrainResult", "run_training", "load_regressor", "resolve_config", "find_resume_checkpoint",
-           "training_stages"]
-
-#: Key under which checkpoints carry the resolved config, so they can be loaded without it.
-CHECKPOINT_KEY = "lensnet"
+__all__ = ["TrainResult", "run_training", "resolve_config", "find_resume_checkpoint"]
 #: Warnings that do not apply: data is simulated on the device without loader workers, resuming is
 #: explicit (Lightning would otherwise resume from any checkpoint it finds), DDP pads the test set
 #: with at most world_size - 1 repeated lenses (negligible in the metrics), Lightning/torch deprecations.
@@ -129,6 +126,13 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
     if ckpt_path is None and any((out / "checkpoints").glob("*.ckpt")):
         raise LensnetIOError(f"{out / 'checkpoints'} already holds checkpoints: resume with resume='last' "
                              "or choose another output_dir")
+    if ckpt_path is not None:
+        read_checkpoint(ckpt_path)  # an unreadable checkpoint stops the run before anything is written
+    # A resumed run restores its own weights; a new one may start from another run's.
+    start = read_checkpoint(config.init_from) if config.init_from is not None and ckpt_path is None else None
+    if start is not None and start.train_config["model"] != config.model:
+        raise LensnetConfigError(f"init_from = {config.init_from!r} holds a {start.train_config['model']!r} "
+                                 f"network, but model = {config.model!r}")
     factory = simulator_factory or PresetSimulatorFactory(config.simulation, config.simulation_overrides)
     data = SimulatedLensDataModule(factory, batch_size=config.batch_size, seed=config.seed, num_val=config.num_val,
                                    num_test=config.num_test, num_stats=config.num_stats)
@@ -138,28 +142,23 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         backbone = create_model(config.model, in_chans=stats.image_shape[0], num_outputs=len(PARAM_NAMES),
                                 **config.model_kwargs)
     target_mean, target_std = stats.mean.tolist(), stats.std.tolist()
-    start = None
-    if config.init_from is not None and ckpt_path is None:  # a resumed run restores its own weights
-        start_model = _read_checkpoint(config.init_from)[CHECKPOINT_KEY]["train_config"]["model"]
-        if start_model != config.model:
-            raise LensnetConfigError(f"init_from = {config.init_from!r} holds a {start_model!r} network, "
-                                     f"but model = {config.model!r}")
-        start = load_regressor(config.init_from)
+    start_model = start.regressor().model if start is not None else None
+    if start_model is not None:
         # The head was trained against the start's target scaling: keep it so its outputs keep their meaning.
-        target_mean, target_std = start.target_mean.tolist(), start.target_std.tolist()
+        target_mean, target_std = start_model.target_mean.tolist(), start_model.target_std.tolist()
     module = LensRegressor(backbone, lr=config.lr, optimizer=config.optimizer, momentum=config.momentum,
                            weight_decay=config.weight_decay, schedule=config.schedule,
                            warmup_steps=config.warmup_steps, loss=config.loss,
                            target_mean=target_mean, target_std=target_std)
-    if start is not None:
+    if start_model is not None:
         try:
-            module.backbone.load_state_dict(start.backbone.state_dict())
+            module.model.backbone.load_state_dict(start_model.backbone.state_dict())
         except RuntimeError as exc:
             raise LensnetConfigError(f"init_from = {config.init_from!r}: its network does not match model_kwargs "
                                      f"{config.model_kwargs}: {str(exc).splitlines()[0]}") from None
     info = {"train_config": config.to_dict(), "in_chans": stats.image_shape[0], "lensnet_version": __version__,
             "simulation": _simulation_dict(factory),
-            "earlier_stages": training_stages(config.init_from) if config.init_from is not None else []}
+            "earlier_stages": start.stages() if start is not None else []}
     trainer = _make_trainer(config, info, callbacks, enable_progress_bar)
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
@@ -181,13 +180,18 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         if not interrupted:
             results = trainer.test(module, datamodule=data, verbose=False)
             metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    final = out / "checkpoints" / ("interrupted.ckpt" if interrupted else "last.ckpt")
-    return TrainResult(module, config, out, final if final.exists() else None, trainer.global_step,
+    final = Path(trainer.checkpoint_callback.last_model_path or out / "checkpoints" / "last.ckpt")
+    if interrupted:
+        final = out / "checkpoints" / "interrupted.ckpt"
+    return TrainResult(module, config, out, final if final.is_file() else None, trainer.global_step,
                        interrupted, metrics)
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fill in what 'auto'/None stand for: the default model and the precision for the accelerator."""
+    if config.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise LensnetConfigError(f"accelerator = {config.accelerator!r}: this torch ({torch.__version__}) sees no "
+                                 "CUDA GPU; use accelerator 'cpu' or 'auto'")
     precision = config.precision
     if precision == "auto":
         gpu = torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
@@ -196,73 +200,24 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
 
 def find_resume_checkpoint(ckpt_dir: str | Path, resume: str) -> Path:
-    """The checkpoint ``resume`` names: a path, or ``'last'`` for the newer of last/interrupted.ckpt.
+    """The checkpoint ``resume`` names: a path, or ``'last'`` for the latest one in ``ckpt_dir``.
+
+    ``'last'`` considers ``last*.ckpt`` and ``interrupted.ckpt`` and takes the one of the highest
+    training step (the newest file among equals): a checkpoint of an earlier step never wins over a
+    later one, whatever the files' times.
 
     Raises
     ------
     LensnetIOError
-        If there is no such checkpoint.
+        If there is no such checkpoint, or one of the candidates cannot be read.
     """
     ckpt_dir = Path(ckpt_dir)
-    if resume == "last":
-        found = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "interrupted.ckpt") if p.is_file()]
-        if not found:
-            raise LensnetIOError(f"resume='last': no last.ckpt or interrupted.ckpt in {ckpt_dir}")
-        return max(found, key=lambda p: p.stat().st_mtime)
-    path = Path(resume)
-    if not path.is_file():
-        raise LensnetIOError(f"resume: checkpoint {path} does not exist")
-    return path
-
-
-def load_regressor(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> LensRegressor:
-    """Rebuild a trained :class:`LensRegressor` from a checkpoint of :func:`run_training`, in eval mode.
-
-    The network is re-created from the registry with the config stored in the checkpoint.
-
-    Raises
-    ------
-    LensnetIOError
-        If the file is missing, unreadable, or not a lensnet training checkpoint.
-    """
-    ckpt = _read_checkpoint(checkpoint, map_location)
-    info = ckpt[CHECKPOINT_KEY]
-    cfg = info["train_config"]
-    backbone = create_model(cfg["model"], in_chans=info["in_chans"], num_outputs=len(PARAM_NAMES),
-                            **cfg["model_kwargs"])
-    module = LensRegressor(backbone, **ckpt["hyper_parameters"])
-    module.load_state_dict(ckpt["state_dict"])
-    return module.eval()
-
-
-def training_stages(checkpoint: str | Path) -> list[dict]:
-    """The training runs that made ``checkpoint``, oldest first: the stages it was initialised from
-    (``init_from``, recorded at training time) followed by its own run.
-
-    Each stage is a dict: checkpoint, seed, steps, batch_size, devices, num_training_images, lr, schedule.
-    """
-    ckpt = _read_checkpoint(checkpoint)
-    info, cfg = ckpt[CHECKPOINT_KEY], ckpt[CHECKPOINT_KEY]["train_config"]
-    earlier = info.get("earlier_stages")
-    if earlier is None:  # checkpoints of lensnet before stages were recorded
-        earlier = training_stages(cfg["init_from"]) if cfg.get("init_from") else []
-    world = (cfg["devices"] if isinstance(cfg["devices"], int) else 1) * cfg["num_nodes"]
-    steps = int(ckpt.get("global_step", 0))
-    return [*earlier, {"checkpoint": str(checkpoint), "seed": cfg["seed"], "steps": steps,
-                       "batch_size": cfg["batch_size"], "devices": world,
-                       "num_training_images": steps * cfg["batch_size"] * world, "lr": cfg["lr"],
-                       "schedule": cfg["schedule"]}]
-
-
-def _read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The contents of a lensnet training checkpoint; LensnetIOError if it is missing, unreadable or foreign."""
-    try:
-        ckpt = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise LensnetIOError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
-    if CHECKPOINT_KEY not in ckpt:
-        raise LensnetIOError(f"{checkpoint} is not a lensnet training checkpoint (no {CHECKPOINT_KEY!r} entry)")
-    return ckpt
+    if resume != "last":
+        return read_checkpoint(resume).path
+    found = sorted({*ckpt_dir.glob("last*.ckpt"), *ckpt_dir.glob("interrupted.ckpt")})
+    if not found:
+        raise LensnetIOError(f"resume='last': no last.ckpt or interrupted.ckpt in {ckpt_dir}")
+    return max(found, key=lambda p: (read_checkpoint(p).global_step, p.stat().st_mtime))
 
 
 def _make_trainer(config: TrainConfig, info: dict, callbacks: Sequence[Callback],
@@ -283,7 +238,7 @@ def _make_trainer(config: TrainConfig, info: dict, callbacks: Sequence[Callback]
             ModelCheckpoint(ckpt_dir, every_n_train_steps=config.checkpoint_every_n_steps, save_top_k=0,
                             save_last=True),
             ModelCheckpoint(ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1),
-            OnExceptionCheckpoint(ckpt_dir, filename="interrupted"),
+            _InterruptedCheckpoint(ckpt_dir, filename="interrupted"),
             LearningRateMonitor(logging_interval="step"),
             _ReseedEachStep(config.seed),
             _StoreInCheckpoint(info),
@@ -306,6 +261,16 @@ class _RunProgressBar(TQDMProgressBar):
         self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch}")
 
 
+class _InterruptedCheckpoint(OnExceptionCheckpoint):
+    """``interrupted.ckpt`` on Ctrl-C, SIGTERM or an error, unless no step was trained: a run that failed
+    while starting (a checkpoint it could not restore, say) leaves nothing that ``--resume last`` could
+    mistake for progress."""
+
+    def on_exception(self, trainer, *args, **kwargs):
+        if trainer.global_step > 0:
+            super().on_exception(trainer, *args, **kwargs)
+
+
 class _ReseedEachStep(Callback):
     """Seed the global torch generator (dropout) from (seed, step, rank) so resumed runs match."""
 
@@ -313,7 +278,7 @@ class _ReseedEachStep(Callback):
         self.seed = seed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        torch.manual_seed(batch_seed(self.seed, "dropout", trainer.global_step, trainer.global_rank))
+        torch.manual_seed(batch_seed(self.seed, trainer.global_step, "dropout", trainer.global_rank))
 
 
 class _StoreInCheckpoint(Callback):

@@ -8,8 +8,8 @@ from lensnet.errors import LensnetShapeError
 from lensnet.lensing import PixelGrid
 from lensnet.lensing.sie import SIE
 from lensnet.networks import create_model
-from lensnet.networks.pretrained import LensPredictor
-from lensnet.networks.symmetry import (DIHEDRAL_GROUP, parameter_map, symmetrized_estimate, transform_images,
+from lensnet.inference import LensPredictor
+from lensnet.inference.symmetry import (DIHEDRAL_GROUP, parameter_map, symmetrized_estimate, transform_images,
                                        transform_params)
 
 GRID = PixelGrid(n_pix=32, pixel_scale=0.1)

@@ -23,7 +23,7 @@ import torch
 from lensnet.conventions import PARAM_NAMES, e1e2_to_paper
 from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
 
-__all__ = ["PAPER_PARAM_NAMES", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
+__all__ = ["PAPER_PARAM_NAMES", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
            "paper_residuals"]
 
 #: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
@@ -140,6 +140,37 @@ def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     residuals = est - tru
     residuals[:, 1:3] = torch.where(flip, flipped, same)
     return residuals
+
+
+def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> dict:
+    """Per-parameter metrics of estimates ``mean`` +- ``std`` of ``truth``, each (N, 5).
+
+    Returns
+    -------
+    dict
+        ``{"lensnet": {metric: {param: value}}, "paper": {...}}``; lensnet-convention metrics are
+        err68, err68_abs, rms, std, bias (median residual), cover68, cover95 and prior_err68 (the
+        constant predictor equal to the mean truth); paper-convention ones (:data:`PAPER_PARAM_NAMES`)
+        are err68, err68_abs, rms, std, bias and prior_err68.
+    """
+    if mean.shape != truth.shape or std.shape != truth.shape:
+        raise LensnetShapeError("mean" if mean.shape != truth.shape else "std",
+                                mean.shape if mean.shape != truth.shape else std.shape, f"{tuple(truth.shape)}")
+    truth, mean, std = truth.double(), mean.double(), std.double()
+    prior = truth.mean(0, keepdim=True).expand_as(truth)
+    res, res_paper = mean - truth, paper_residuals(mean, truth)
+    named = lambda names, values: {n: float(v) for n, v in zip(names, values.tolist())}  # noqa: E731
+    out = {"lensnet": {}, "paper": {}}
+    median = lambda r: r.median(0).values  # noqa: E731
+    for key, fn in (("err68", error68), ("err68_abs", error68_abs), ("rms", rms), ("std", residual_std),
+                    ("bias", median)):
+        out["lensnet"][key] = named(PARAM_NAMES, fn(res))
+        out["paper"][key] = named(PAPER_PARAM_NAMES, fn(res_paper))
+    out["lensnet"]["cover68"] = named(PARAM_NAMES, coverage(res, std, 0.68))
+    out["lensnet"]["cover95"] = named(PARAM_NAMES, coverage(res, std, 0.95))
+    out["lensnet"]["prior_err68"] = named(PARAM_NAMES, error68(prior - truth))
+    out["paper"]["prior_err68"] = named(PAPER_PARAM_NAMES, error68(paper_residuals(prior, truth)))
+    return out
 
 
 def _check_residuals(residuals: torch.Tensor) -> None:

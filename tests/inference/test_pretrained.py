@@ -1,5 +1,6 @@
 """Shipped-model loading (missing and corrupt files) and LensPredictor.predict's checks and batching."""
 
+import hashlib
 import json
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError
 from lensnet.networks import create_model
-from lensnet.networks.pretrained import LensPredictor, list_pretrained, load_pretrained, weights_directory
+from lensnet.inference import LensPredictor, list_pretrained, load_pretrained, weights_directory
 from lensnet.preprocess import normalize_images
 from lensnet.training.export import export_model
 
@@ -55,9 +56,14 @@ def test_corrupt_weights_and_card_raise_io_errors(weights_dir, tmp_path):
         load_pretrained("tiny_model", directory=tmp_path)
     card_path = tmp_path / "tiny_model.json"
     card = json.loads(card_path.read_text())
-    card["weights"]["sha256"] = None  # no hash to check: the reader itself must fail cleanly
+    card["weights"]["sha256"] = None
     card_path.write_text(json.dumps(card))
-    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(LensnetIOError, match="no weights.sha256"):
+        load_pretrained("tiny_model", directory=tmp_path)
+    garbage = b"not a safetensors file"  # with its own hash: the reader itself must fail cleanly
+    card["weights"]["sha256"] = hashlib.sha256(garbage).hexdigest()
+    card_path.write_text(json.dumps(card))
+    weights.write_bytes(garbage)
     with pytest.raises(LensnetIOError, match="cannot read the weights"):
         load_pretrained("tiny_model", directory=tmp_path)
     card_path.write_text("{ truncated")

@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from lensnet.cli import cli
 from lensnet.conventions import PARAM_NAMES
-from lensnet.evaluate import PAPER_TABLE1, compute_metrics, evaluate_predictor, format_table, write_results
+from lensnet.evaluate import evaluate_predictor, write_results
+from lensnet.metrics import PAPER_TABLE1, compute_metrics, format_evaluation
 from lensnet.networks import create_model
-from lensnet.networks.pretrained import DEFAULT_PRETRAINED, LensPredictor, list_pretrained, load_pretrained
+from lensnet.inference import DEFAULT_PRETRAINED, LensPredictor, list_pretrained, load_pretrained
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_evaluate_predictor_on_tiny_preset(tiny_result, toy_predictor):
 
 def test_symmetrized_evaluation_is_labelled_and_differs(tiny_result, toy_predictor):
     r = evaluate_predictor(toy_predictor, "tiny", num=60, seed=3, batch_size=16, progress=False, symmetrize=True)
-    assert r.model == "toy (8 views)" and "lensnet: toy (8 views)" in format_table(r)
+    assert r.model == "toy (8 views)" and "lensnet: toy (8 views)" in format_evaluation(r.to_dict())
     torch.testing.assert_close(r.truth, tiny_result.truth)
     assert not torch.allclose(r.mean, tiny_result.mean)
 
@@ -58,10 +59,10 @@ def test_perfect_estimates_have_zero_error(tiny_result):
 
 
 def test_table_and_files(tiny_result, tmp_path):
-    text = format_table(tiny_result)
+    text = format_evaluation(tiny_result.to_dict())
     assert "paper: combined" in text and "lensnet: toy" in text and "prior mean" in text
     assert f"{PAPER_TABLE1['Inception-v4'][0]:.2f}" in text
-    assert format_table(tiny_result.to_dict(), markdown=True).count("| paper:") == len(PAPER_TABLE1)
+    assert format_evaluation(tiny_result.to_dict(), markdown=True).count("| paper:") == len(PAPER_TABLE1)
     paths = write_results(tiny_result, tmp_path / "out")
     assert [p.name for p in paths] == ["evaluation.json", "evaluation.md", "evaluation_estimates.png",
                                        "evaluation_lenses.fits"]

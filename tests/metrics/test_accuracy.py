@@ -7,7 +7,7 @@ import torch
 
 from lensnet.conventions import qphi_to_e1e2
 from lensnet.errors import LensnetShapeError
-from lensnet.evaluate.metrics import (coverage, error68, error68_abs, paper_residuals, residual_std, rms,
+from lensnet.metrics import (coverage, error68, error68_abs, paper_residuals, residual_std, rms,
                                       to_paper_convention)
 
 

@@ -1,33 +1,14 @@
-"""Trained models that ship with lensnet, and the predictor that wraps a trained network.
+"""The predictor that wraps a trained network: normalised images in, SIE parameters with 1-sigma out.
 
-A shipped model is two files in the package folder ``lensnet/weights/`` (written by
-:func:`lensnet.training.export.export_model`):
-
-- ``<name>.safetensors``: the state dict of :class:`LensPredictor` in float32: the network's
-  weights under ``backbone.*`` and the buffers ``target_mean``, ``target_std``, ``residual_rms``;
-- ``<name>.json``: the model card: registry name and keyword arguments of the network, input
-  bands and image size, target standardisation, the input normalisation, the simulation and the
-  training that produced it, its evaluation, and the SHA-256 of the weights file.
-
-:func:`load_pretrained` rebuilds the network from the registry with the card's arguments, checks the
-weights against the card's hash and returns a :class:`LensPredictor`, whose ``predict`` takes raw
-or normalised images (B, C, H, W) and returns means and 1-sigma uncertainties in physical units
-(Hezaveh et al. 2017 regress the same five SIE parameters; the uncertainties come from the
-network's predicted log-variances).
-
-Examples
---------
->>> from lensnet.networks.pretrained import list_pretrained, load_pretrained
->>> names = list_pretrained()
->>> predictor = load_pretrained(names[0]) if names else None
+A :class:`LensPredictor` is a backbone network (:mod:`lensnet.networks`) with the standardisation of
+its targets: it maps the backbone's standardised outputs back to physical units, and turns a
+predicted standardised log-variance into a 1-sigma uncertainty (Hezaveh et al. 2017 regress the same
+five SIE parameters; lensnet's own networks add the variance). Training wraps the same object
+(:class:`lensnet.training.module.LensRegressor` holds one), so the de-standardisation exists once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
-import json
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -35,18 +16,15 @@ import torch.nn as nn
 
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError, check_finite
+from lensnet.inference.card import card_image_size
+from lensnet.inference.symmetry import symmetrized_estimate
 from lensnet.networks.registry import create_model
-from lensnet.networks.symmetry import symmetrized_estimate
 from lensnet.preprocess import normalize_images
 
-__all__ = ["DEFAULT_PRETRAINED", "CARD_FORMAT", "LensPredictor", "list_pretrained", "load_pretrained",
-           "pretrained_card", "training_images", "weights_directory"]
+__all__ = ["LOGVAR_RANGE", "PREDICT_BATCH", "LensPredictor"]
 
-#: Name of the model ``load_pretrained()`` loads by default.
-DEFAULT_PRETRAINED = "lensnet_resnet_paper"
-#: ``format`` entry of every model card, and the card version this module reads.
-CARD_FORMAT = "lensnet-model-card"
-CARD_VERSION = 1
+#: Clamp of predicted standardised log-variances, keeping exp() finite in any precision.
+LOGVAR_RANGE = (-20.0, 20.0)
 #: Images per forward pass in :meth:`LensPredictor.predict`.
 PREDICT_BATCH = 64
 
@@ -101,15 +79,42 @@ class LensPredictor(nn.Module):
 
         Use :meth:`predict` for raw images, input checks and large batches.
         """
-        output = self.backbone(images).to(self.target_mean.dtype)
+        return self.to_physical(*self.split(self.backbone(images)))
+
+    def split(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Backbone output to standardised means (B, K) and clamped log-variances (B, K), or None
+        for a mean-only network, in the dtype of the standardisation buffers.
+
+        Raises
+        ------
+        LensnetShapeError
+            If ``output`` is not (B, K), or (B, 2K) for a variance network.
+        """
         k = len(self.param_names)
-        mean = output[:, :k] * self.target_std + self.target_mean
+        expected = 2 * k if self.predicts_variance else k
+        if output.ndim != 2 or output.shape[1] != expected:
+            raise LensnetShapeError("backbone output", output.shape, f"(B, {expected})")
+        output = output.to(self.target_mean.dtype)
         if not self.predicts_variance:
-            return mean, self.residual_rms.expand_as(mean)
+            return output, None
         log_var = output[:, k:]
         if self.log_var_clamp is not None:
             log_var = log_var.clamp(*self.log_var_clamp)
+        return output[:, :k], log_var
+
+    def to_physical(self, z_mean: torch.Tensor, log_var: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised means and log-variances (or None) to means and 1-sigma in physical units.
+
+        A mean-only network reports ``residual_rms`` (its validation RMS) as every lens's 1-sigma.
+        """
+        mean = z_mean * self.target_std + self.target_mean
+        if log_var is None:
+            return mean, self.residual_rms.expand_as(mean)
         return mean, torch.exp(0.5 * log_var) * self.target_std
+
+    def standardize(self, targets: torch.Tensor) -> torch.Tensor:
+        """Physical targets (B, K) to the standardised units the backbone is trained in."""
+        return (targets.to(self.target_mean.dtype) - self.target_mean) / self.target_std
 
     def predict(self, images: torch.Tensor, masks: torch.Tensor | None = None, normalized: bool = False,
                 batch_size: int = PREDICT_BATCH, symmetrize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,7 +133,7 @@ class LensPredictor(nn.Module):
             Images per forward pass [64].
         symmetrize : bool
             Average the estimates of the eight rotations and reflections of each image
-            (:func:`lensnet.networks.symmetry.symmetrized_estimate`): more accurate, eight times
+            (:func:`lensnet.inference.symmetry.symmetrized_estimate`): more accurate, eight times
             the compute; needs square images [False].
 
         Returns
@@ -170,24 +175,6 @@ class LensPredictor(nn.Module):
         return torch.cat(means).to(*out), torch.cat(stds).to(*out)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, map_location: str | torch.device = "cpu") -> "LensPredictor":
-        """The predictor of a training checkpoint of :func:`lensnet.training.run_training`.
-
-        Raises
-        ------
-        LensnetIOError
-            If the file is missing, unreadable, or not a lensnet training checkpoint.
-        """
-        from lensnet.training.export import checkpoint_card
-        from lensnet.training.train import load_regressor
-
-        module = load_regressor(checkpoint, map_location=map_location)
-        card = checkpoint_card(checkpoint)
-        return cls(module.backbone, module.target_mean, module.target_std, module.residual_rms,
-                   in_chans=card["model"]["in_chans"], image_size=_image_size(card),
-                   log_var_clamp=card["output"]["log_var_clamp"], card=card)
-
-    @classmethod
     def from_card(cls, card: dict, state_dict: dict[str, torch.Tensor] | None = None) -> "LensPredictor":
         """Build the network a model card describes and load ``state_dict`` into it (if given).
 
@@ -202,7 +189,7 @@ class LensPredictor(nn.Module):
                                     **model["kwargs"])
             names = list(card["parameters"])
             predictor = cls(backbone, [card["target_mean"][n] for n in names], [card["target_std"][n] for n in names],
-                            in_chans=model["in_chans"], image_size=_image_size(card),
+                            in_chans=model["in_chans"], image_size=card_image_size(card),
                             log_var_clamp=output["log_var_clamp"], card=card)
         except (KeyError, TypeError) as exc:
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} lacks or mistypes the entry {exc}") from exc
@@ -231,108 +218,3 @@ class LensPredictor(nn.Module):
                                   or masks.shape[1] not in (1, images.shape[1])
                                   or masks.shape[-2:] != images.shape[-2:]):
             raise LensnetShapeError("masks", masks.shape, f"(B, 1 or C, H, W) matching images {tuple(images.shape)}")
-
-
-def weights_directory() -> Path:
-    """The package folder of the shipped models, ``lensnet/weights/``."""
-    return Path(str(importlib.resources.files("lensnet") / "weights"))
-
-
-def list_pretrained(directory: str | Path | None = None) -> list[str]:
-    """Sorted names of the models whose card and weights are both in ``directory``.
-
-    Parameters
-    ----------
-    directory : str or Path, optional
-        Folder to look in [the package's ``lensnet/weights/``].
-    """
-    folder = Path(directory) if directory is not None else weights_directory()
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".safetensors").is_file())
-
-
-def pretrained_card(name: str = DEFAULT_PRETRAINED, directory: str | Path | None = None) -> dict:
-    """The model card of a shipped model (the parsed ``<name>.json``).
-
-    Raises
-    ------
-    LensnetIOError
-        If the model is not there (the message lists those that are) or its card is not a lensnet
-        model card.
-    """
-    folder = Path(directory) if directory is not None else weights_directory()
-    path = folder / f"{name}.json"
-    if not path.is_file() or not path.with_suffix(".safetensors").is_file():
-        available = list_pretrained(folder)
-        raise LensnetIOError(f"no trained model {name!r} in {folder}; available: "
-                             + (", ".join(available) if available else "none (no trained weights are installed)"))
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LensnetIOError(f"cannot read the model card {path}: {exc}") from exc
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise LensnetIOError(f"{path} is not a lensnet model card (no format: {CARD_FORMAT!r})")
-    if card.get("format_version", 0) > CARD_VERSION:
-        raise LensnetIOError(f"{path} has card version {card.get('format_version')}; this lensnet reads up to "
-                             f"{CARD_VERSION}: upgrade lensnet")
-    return card
-
-
-def training_images(card: dict) -> int:
-    """Simulated lenses a model card's model was trained on, over all its training stages.
-
-    Cards written before staged training record only their last run's ``num_training_images``.
-    """
-    training = card["training"]
-    return training.get("num_training_images_all_stages", training["num_training_images"])
-
-
-def load_pretrained(name: str = DEFAULT_PRETRAINED, device: str | torch.device | None = None,
-                    directory: str | Path | None = None) -> LensPredictor:
-    """Load a shipped model as a :class:`LensPredictor` in eval mode.
-
-    Parameters
-    ----------
-    name : str
-        A name from :func:`list_pretrained` [``DEFAULT_PRETRAINED``].
-    device : str or torch.device, optional
-        Where to put the network [cpu].
-    directory : str or Path, optional
-        Folder holding ``<name>.json`` and ``<name>.safetensors`` [the package's ``lensnet/weights/``].
-
-    Returns
-    -------
-    LensPredictor
-
-    Raises
-    ------
-    LensnetIOError
-        If the model is missing (the message lists the available ones), or its card or weights are
-        corrupt (hash mismatch, unreadable file, tensors that do not fit the network).
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
-    folder = Path(directory) if directory is not None else weights_directory()
-    card = pretrained_card(name, folder)
-    path = folder / f"{name}.safetensors"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LensnetIOError(f"cannot read the weights {path}: {exc}") from exc
-    expected = card.get("weights", {}).get("sha256")
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-        raise LensnetIOError(f"the weights {path} are corrupt: their SHA-256 differs from the one in {name}.json")
-    try:
-        state = load_safetensors(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise LensnetIOError(f"cannot read the weights {path}: {exc}") from exc
-    return LensPredictor.from_card(card, state).to(device or "cpu")
-
-
-
-def _image_size(card: dict) -> tuple[int, int] | None:
-    """(H, W) of the card's ``input.image_shape`` (C, H, W), or None where the card does not know it."""
-    shape = card["input"]["image_shape"]
-    return None if shape is None else (int(shape[1]), int(shape[2]))
