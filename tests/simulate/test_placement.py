@@ -9,9 +9,9 @@ from lensnet.sources.base import Source
 
 from lensnet.conventions import LensParams
 from lensnet.errors import LensnetRangeError, LensnetValueError
-from lensnet.lensing import SIE, PixelGrid
+from lensnet.lensing import SIE, PixelGrid, sie_caustic, sie_cut
 from lensnet.simulate.config import PlacementConfig
-from lensnet.simulate.placement import (REGION_CAUSTIC, REGION_CUT, acceptance, draw_accepted, place_sources,
+from lensnet.simulate.placement import (REGION_CAUSTIC, REGION_CUT, _radial, acceptance, draw_accepted, place_sources,
                                         placement_regions, points_in_polygons)
 from lensnet.simulate.prior import LensPrior
 from lensnet.simulate.render import render
@@ -229,3 +229,51 @@ def test_draw_accepted_on_cuda():
                           torch.Generator("cuda").manual_seed(0))
     assert drawn.images.device.type == drawn.source_x.device.type == "cuda"
     assert (drawn.magnification >= 2).all()
+
+
+def _prior_lenses(n, seed=0):
+    return LensPrior().sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_points_in_polygons_unit_square():
+    vx = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    vy = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    px = torch.tensor([[0.5, 1.5, 0.1, -0.1]])
+    py = torch.tensor([[0.5, 0.5, 0.9, 0.5]])
+    assert points_in_polygons(px, py, vx, vy).tolist() == [[True, False, True, False]]
+
+
+def test_half_of_the_sources_in_each_region_of_prior_lenses():
+    params = _prior_lenses(400)
+    x, y, region = place_sources(params, torch.Generator().manual_seed(1), growth=0.15, shrink=0.7)
+    kx, ky = _radial(*sie_caustic(params, 128), params.center_x, params.center_y, growth=0.15)
+    ux, uy = _radial(*sie_cut(params, 128), params.center_x, params.center_y, scale=0.7)
+    in_caustic = points_in_polygons(x[:, None], y[:, None], kx, ky)[:, 0]
+    in_cut = points_in_polygons(x[:, None], y[:, None], ux, uy)[:, 0]
+    assert in_caustic[region == REGION_CAUSTIC].all()
+    assert in_cut[region == REGION_CUT].all()
+    assert abs((region == REGION_CUT).float().mean().item() - 0.5) < 0.08
+
+
+def test_placement_is_uniform_in_area_for_a_round_lens():
+    # Inside the shrunk cut of an SIS (a circle of radius 0.7 theta_E) the fraction of points within
+    # half that radius must be 1/4 for a uniform-in-area draw.
+    n = 4000
+    one, zero = torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    params = LensParams(one, zero + 1e-4, zero, zero, zero)
+    x, y, region = place_sources(params, torch.Generator().manual_seed(2), shrink=0.7)
+    r = torch.sqrt(x**2 + y**2)[region == REGION_CUT]
+    assert abs((r < 0.35).double().mean().item() - 0.25) < 0.03
+
+
+def test_acceptance_rejects_far_sources_and_arcs_leaving_the_field():
+    grid = PixelGrid(48, 0.1)
+    one, zero = torch.ones(3), torch.zeros(3)
+    lens = SIE(LensParams(torch.tensor([1.0, 1.0, 2.3]), zero + 0.05, zero, zero, zero))
+    # Source 0 near the centre (ring: strongly magnified), 1 far outside the caustics, 2 inside a lens
+    # whose Einstein ring (2.3") is outside the 2.4"-wide half field.
+    source = Sersic(one, 0.1 * one, one, zero, zero, torch.tensor([0.02, 2.0, 0.02]), zero)
+    _, fraction, mu = acceptance(lens, source, grid, 1)
+    assert mu[0] > 5 and fraction[0] > 0.99
+    assert mu[1] < 2
+    assert fraction[2] < 0.99

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
+from lensnet.simulate import LensSimulator, get_preset
 from lensnet.simulate.prior import LensPrior
 
 
@@ -70,3 +71,28 @@ def test_bad_sample_arguments():
 def test_samples_on_the_generator_device():
     params = LensPrior().sample(8, torch.Generator("cuda").manual_seed(0))
     assert params.theta_E.device.type == "cuda"
+
+
+def test_prior_ranges_and_reproducibility():
+    prior = LensPrior()
+    a = prior.sample(2000, torch.Generator().manual_seed(3))
+    b = prior.sample(2000, torch.Generator().manual_seed(3))
+    c = prior.sample(2000, torch.Generator().manual_seed(4))
+    assert torch.equal(a.to_tensor(), b.to_tensor()) and not torch.equal(a.to_tensor(), c.to_tensor())
+    q, _ = a.qphi()
+    assert a.theta_E.min() >= 0.1 and a.theta_E.max() <= 3.0
+    assert q.min() >= 0.1 - 1e-6 and q.max() <= 1.0
+    assert a.center_x.abs().max() <= 0.28 and a.center_y.abs().max() <= 0.28
+
+
+def test_prior_rejects_bad_ranges():
+    with pytest.raises(LensnetConfigError, match="theta_E_range"):
+        LensPrior(theta_E_range=(0.0, 1.0))
+    with pytest.raises(LensnetConfigError, match="one_minus_q_range"):
+        LensPrior(one_minus_q_range=(0.0, 1.0))
+
+
+@pytest.fixture(scope="module")
+def tiny_batch():
+    sim = LensSimulator(get_preset("tiny"))
+    return sim, sim.simulate(24, seed=11)

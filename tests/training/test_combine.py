@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 
 from lensnet.errors import LensnetValueError
-from lensnet.inference import CombinedNetwork
 from lensnet.training.combine import fit_combination, fit_combined_network
 
 

@@ -67,7 +67,7 @@ _DESCRIPTIONS = {
     "observed": "observed image in units of the arc peak, masked pixels 0",
     "clean": "noiseless lensed image without PSF, in units of the arc peak",
     "masks": "True where the pixel is masked",
-    "seeds": "seed of the batch the lens came from: batch_seed(seed, index // batch_size)",
+    "seeds": "seed of the batch the lens came from: lensnet.simulate.seeds.batch_seed(seed, index // batch_size)",
 }
 
 
