@@ -1,29 +1,37 @@
 # The two commands of the README:
-#   make demo   - create the environment if missing, install, run the main job on built-in defaults
-#   make test   - create the environment if missing, install with test extras, run the test suite
+#   make demo   - create the environment if missing, install lensnet, run the main job on built-in defaults
+#   make test   - create the environment if missing, install lensnet with its test extras, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
+# The demo needs only the runtime dependencies; the tests add lenstronomy (a large install) and pytest.
 STAMP := $(VENV)/.lensnet-installed
+TEST_STAMP := $(VENV)/.lensnet-test-installed
 
 .PHONY: demo test install bench clean
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lensnet demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 
 clean:

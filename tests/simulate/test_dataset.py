@@ -2,6 +2,8 @@
 
 import errno
 import hashlib
+import os
+import signal
 
 import h5py
 import numpy as np
@@ -195,3 +197,45 @@ def test_cli_prints_the_resolved_config(tmp_path):
     result = CliRunner().invoke(cli, ["simulate", "--config", str(cfg), "--print-config"])
     assert result.exit_code == 0, result.output
     assert "n_pix: 40" in result.output and "std: 0.2" in result.output and "name: tiny" in result.output
+
+
+def test_resume_refuses_another_thread_count(tmp_path):
+    path = tmp_path / "set.h5"
+    threads = torch.get_num_threads()
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt_after_first_batch(path)
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.raises(LensnetValueError, match="cpu_threads"):
+            write_dataset(path, "tiny", num=8, seed=1, batch_size=4, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert write_dataset(path, "tiny", num=8, seed=1, batch_size=4, resume=True, progress=False) == path
+
+
+def _interrupt_after_first_batch(path):
+    """Ctrl-C while the first of two batches is simulated: the run stops after writing it."""
+    import lensnet.simulate.dataset as dataset
+
+    real = dataset.LensSimulator.simulate
+
+    def simulate_then_ctrl_c(self, *args, **kwargs):
+        batch = real(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return batch
+
+    dataset.LensSimulator.simulate = simulate_then_ctrl_c
+    try:
+        write_dataset(path, "tiny", num=8, seed=1, batch_size=4, progress=False)
+    finally:
+        dataset.LensSimulator.simulate = real
+
+
+def test_ctrl_c_stops_after_the_batch_and_keeps_the_partial_file(tmp_path):
+    path = tmp_path / "set.h5"
+    for _ in range(5):  # every time, not half of the time
+        with pytest.raises(KeyboardInterrupt):
+            _interrupt_after_first_batch(path)
+        with h5py.File(partial_path(path)) as f:
+            assert int(f.attrs["num_finished"]) == 4
+        partial_path(path).unlink()

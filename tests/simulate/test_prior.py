@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lensnet.errors import LensnetConfigError, LensnetRangeError, LensnetValueError
-from lensnet.simulate import LensSimulator, get_preset
 from lensnet.simulate.prior import LensPrior
 
 
@@ -90,9 +89,3 @@ def test_prior_rejects_bad_ranges():
         LensPrior(theta_E_range=(0.0, 1.0))
     with pytest.raises(LensnetConfigError, match="one_minus_q_range"):
         LensPrior(one_minus_q_range=(0.0, 1.0))
-
-
-@pytest.fixture(scope="module")
-def tiny_batch():
-    sim = LensSimulator(get_preset("tiny"))
-    return sim, sim.simulate(24, seed=11)

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from lensnet.simulate import LensPrior, LensSimulator, SimulationConfig, get_preset
@@ -9,6 +10,12 @@ from lensnet.simulate import LensPrior, LensSimulator, SimulationConfig, get_pre
 
 def _lenses(n, seed=0):
     return LensPrior().sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def tiny_batch():
+    sim = LensSimulator(get_preset("tiny"))
+    return sim, sim.simulate(24, seed=11)
 
 
 def test_simulated_batch_shapes_and_cuts(tiny_batch):

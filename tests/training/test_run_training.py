@@ -167,3 +167,37 @@ def test_two_process_ddp_on_cpu_trains_one_model(tmp_path):
     seeds = [set(r["seeds"]) for r in ranks]
     assert len(seeds[0]) == len(seeds[1]) == 6 and not seeds[0] & seeds[1]
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "foreign"])
+def test_a_corrupt_checkpoint_stops_the_resume_before_anything_is_written(resume_setup, tmp_path, damage):
+    config, reference, factory = resume_setup
+    config = config.with_overrides(output_dir=str(tmp_path))
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    good = reference.checkpoint.read_bytes()
+    bad = {"truncated": good[: len(good) // 2], "random": bytes(range(256)) * 64,
+           "foreign": b"PK\x03\x04" + b"\x00" * 100}[damage]
+    if damage == "foreign":
+        torch.save({"weights": torch.zeros(3)}, ckpt_dir / "last.ckpt")
+    else:
+        (ckpt_dir / "last.ckpt").write_bytes(bad)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(LensnetIOError, match="last.ckpt") as info:
+        run_training(config, resume="last", simulator_factory=factory, enable_progress_bar=False)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no interrupted.ckpt, no logs, no config
+
+
+def test_resume_last_takes_the_latest_step_whatever_the_file_times(resume_setup, tmp_path):
+    from lensnet.training.train import find_resume_checkpoint
+
+    config, reference, factory = resume_setup
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    contents = torch.load(reference.checkpoint, weights_only=True)
+    torch.save(contents, ckpt_dir / "last.ckpt")  # step 40
+    early = {**contents, "global_step": 0}
+    torch.save(early, ckpt_dir / "interrupted.ckpt")  # newer file, earlier step
+    torch.save(early, ckpt_dir / "last-v1.ckpt")
+    assert find_resume_checkpoint(ckpt_dir, "last") == ckpt_dir / "last.ckpt"

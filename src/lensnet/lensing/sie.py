@@ -164,15 +164,6 @@ class SIE(LensProfile):
     def hessian(self, x, y):
         return _hessian(x, y, *self._args(x, y))
 
-    def critical_curve(self, n_points: int = 256):
-        return sie_critical_curve(self.params, n_points)
-
-    def caustic(self, n_points: int = 256):
-        return sie_caustic(self.params, n_points)
-
-    def cut(self, n_points: int = 256):
-        return sie_cut(self.params, n_points)
-
 
 def _checked(x, y, theta_E, e1, e2, center_x, center_y):
     p = LensParams(theta_E, e1, e2, center_x, center_y)

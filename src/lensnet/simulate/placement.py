@@ -1,6 +1,6 @@
 r"""Source placement where strong lensing occurs, and the acceptance cuts (Hezaveh et al. 2017, Methods).
 
-Placement (REFERENCE.md): half of the source centres are drawn uniformly in area inside the
+Placement (Hezaveh et al. 2017, Methods; released code): half of the source centres are drawn uniformly in area inside the
 tangential caustic *grown* by ``growth`` arcsec, half inside the radial cut *shrunk* by the
 factor ``shrink``. Both SIE curves are star-shaped about the lens centre c (every ray from c
 crosses them once; checked for 0.001 <= q <= 1 in ``tests/simulate/test_placement.py``), so the
@@ -22,7 +22,7 @@ Sampling is exact and needs no rejection: a star-shaped polygon is the union of 
 (c, v_k, v_k+1); a triangle is picked with probability proportional to its area and a point drawn
 uniformly inside it (two uniforms, reflected when their sum exceeds 1).
 
-Acceptance (REFERENCE.md): a lens is kept if at least 99% of its lensed flux falls inside the field
+Acceptance (the released code of Hezaveh et al. 2017): a lens is kept if at least 99% of its lensed flux falls inside the field
 and its total magnification (lensed over unlensed flux) is at least 2; see :func:`acceptance`.
 :func:`draw_accepted` first screens every candidate on a cheap wide, coarse render and renders at full
 resolution only the candidates that can pass, so rejected lenses cost a quarter of a render.
@@ -94,7 +94,7 @@ class Acceptance(NamedTuple):
     magnification: torch.Tensor
 
     def accepted(self, min_flux_fraction: float = 0.99, min_magnification: float = 2.0) -> torch.Tensor:
-        """(B,) bool: the lenses passing both cuts [REFERENCE.md: 0.99 and 2]."""
+        """(B,) bool: the lenses passing both cuts [0.99 and 2, as in the released code of Hezaveh et al. 2017]."""
         return (self.flux_fraction >= min_flux_fraction) & (self.magnification >= min_magnification)
 
 

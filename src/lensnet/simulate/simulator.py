@@ -2,7 +2,7 @@
 
 One call of :meth:`LensSimulator.simulate` produces a batch of training images on the simulator's
 device from a single seed, so a seed fixes every draw and data are generated where the network
-trains. Steps (Hezaveh et al. 2017, Methods; numbers in ``REFERENCE.md``):
+trains. Steps (Hezaveh et al. 2017, Methods, and the numbers of its released code):
 
 1. SIE parameters from the lens prior; a source type per lens from the mixture (real galaxy stamp,
    Sérsic, clumpy galaxy).
