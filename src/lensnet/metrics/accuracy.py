@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from lensnet.conventions import PARAM_NAMES, e1e2_to_paper
+from lensnet.conventions import PARAM_NAMES, LensParams, e1e2_to_paper
 from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
 
 __all__ = ["PAPER_PARAM_NAMES", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
@@ -28,6 +28,8 @@ __all__ = ["PAPER_PARAM_NAMES", "compute_metrics", "error68", "error68_abs", "rm
 
 #: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
 PAPER_PARAM_NAMES: tuple[str, ...] = ("theta_E", "eps_x", "eps_y", "x", "y")
+#: The paper-convention ellipticity columns, whose sign the paper's metric chooses per lens.
+_ELLIPTICITY = slice(PAPER_PARAM_NAMES.index("eps_x"), PAPER_PARAM_NAMES.index("eps_y") + 1)
 
 
 def error68(residuals: torch.Tensor) -> torch.Tensor:
@@ -112,8 +114,9 @@ def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.
 def to_paper_convention(params: torch.Tensor) -> torch.Tensor:
     """(N, 5) parameters in :data:`lensnet.PARAM_NAMES` order to the paper's (theta_E, eps_x, eps_y, x, y)."""
     _check_params("params", params)
-    eps_x, eps_y = e1e2_to_paper(params[:, 1], params[:, 2])
-    return torch.stack([params[:, 0], eps_x, eps_y, params[:, 3], params[:, 4]], dim=1)
+    lens = LensParams.from_tensor(params)
+    eps_x, eps_y = e1e2_to_paper(lens.e1, lens.e2)
+    return torch.stack([lens.theta_E, eps_x, eps_y, lens.center_x, lens.center_y], dim=1)
 
 
 def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -135,10 +138,10 @@ def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     if estimate.shape != truth.shape:
         raise LensnetShapeError("estimate", estimate.shape, f"{tuple(truth.shape)}, the shape of truth")
     est, tru = to_paper_convention(estimate), to_paper_convention(truth)
-    same, flipped = est[:, 1:3] - tru[:, 1:3], est[:, 1:3] + tru[:, 1:3]
+    same, flipped = est[:, _ELLIPTICITY] - tru[:, _ELLIPTICITY], est[:, _ELLIPTICITY] + tru[:, _ELLIPTICITY]
     flip = (flipped.pow(2).sum(1) < same.pow(2).sum(1))[:, None]
     residuals = est - tru
-    residuals[:, 1:3] = torch.where(flip, flipped, same)
+    residuals[:, _ELLIPTICITY] = torch.where(flip, flipped, same)
     return residuals
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lensnet.conventions import e1e2_to_qphi
+from lensnet.conventions import LensParams
 from lensnet.errors import LensnetRangeError, LensnetValueError
 from lensnet.io.atomic import check_writable
 from lensnet.observe.pipeline import ObservationConfig, observe
@@ -152,9 +152,10 @@ def draw_effects(simulator_or_config: LensSimulator | SimulationConfig | str, se
         ax.text(0.5, -0.02, detail, transform=ax.transAxes, ha="center", va="top", fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    q = e1e2_to_qphi(batch.targets[:, 1], batch.targets[:, 2])[0].item()
+    lens = LensParams.from_tensor(batch.targets)
+    q = lens.qphi()[0][0].item()
     fig.suptitle(f"lensnet: one lens under each observational effect (preset {config.name}, seed {seed}; "
-                 f"θE = {batch.targets[0, 0].item():.2f}″, q = {q:.2f}; grey scale in arc-peak units)", fontsize=9)
+                 f"θE = {lens.theta_E[0].item():.2f}″, q = {q:.2f}; grey scale in arc-peak units)", fontsize=9)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, pad=0.01, label="flux / arc peak")
     return save_png(fig, output, dpi=130)
 
@@ -239,7 +240,7 @@ def _psf_text(r: dict) -> str:
 
 def _gallery_labels(g: _GalleryData) -> list[str]:
     r, t = g.record, g.targets
-    q = e1e2_to_qphi(torch.from_numpy(t[:, 1]), torch.from_numpy(t[:, 2]))[0].numpy()
+    q = LensParams.from_tensor(torch.from_numpy(t)).qphi()[0].numpy()
     masked = g.masks.mean(axis=(1, 2))
     labels = []
     for i in range(len(t)):
