@@ -73,6 +73,7 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
     import yaml
 
     from lensnet.device import resolve_device
+    from lensnet.io.atomic import check_writable
     from lensnet.simulate import LensSimulator, get_preset, load_simulation_config
     from lensnet.simulate.dataset import partial_path, write_dataset
     from lensnet.simulate.gallery import draw_effects, draw_gallery
@@ -84,6 +85,8 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
     if not output and not gallery:
         raise click.UsageError("give --output (an HDF5 dataset), --gallery (a PNG) or both")
     device = resolve_device(device)
+    for target in filter(None, (output, gallery)):  # before any work: no run may end failing to write
+        check_writable(target)
     if output:
         if num is None:
             raise click.UsageError("--num is required to write a dataset")

@@ -47,10 +47,10 @@ def test_losses_on_standardised_targets():
     nll = LensRegressor(ConstantNet([0.0] * 5 + [math.log(4.0)] * 5, True), target_mean=MEAN, target_std=STD)
     assert nll.loss_name == "gaussian_nll"
     expected = nn.functional.gaussian_nll_loss(torch.zeros(1, 5), torch.ones(1, 5), torch.full((1, 5), 4.0))
-    assert nll._loss(nll.model.backbone(targets), nll.model.standardize(targets)) == pytest.approx(expected.item())
+    assert nll._loss(*nll.model.split(nll.model.backbone(targets)), nll.model.standardize(targets)) == pytest.approx(expected.item())
     mse = LensRegressor(ConstantNet([0.0] * 5, False), target_mean=MEAN, target_std=STD)
     assert mse.loss_name == "mse"
-    assert mse._loss(mse.model.backbone(targets), mse.model.standardize(targets)) == pytest.approx(1.0)
+    assert mse._loss(*mse.model.split(mse.model.backbone(targets)), mse.model.standardize(targets)) == pytest.approx(1.0)
 
 
 def test_invalid_setups_are_refused():

@@ -162,10 +162,12 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise LensnetIOError(f"checkpoint {path} does not exist")
     try:
         contents = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LensnetIOError(f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
-                             f"({reason})") from None
+    except OSError as exc:
+        raise LensnetIOError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        # torch's own message suggests weights_only=False, which would run whatever the file holds.
+        raise LensnetIOError(f"cannot read checkpoint {path}: it is truncated, corrupt or not a torch "
+                             "checkpoint") from None
     missing = [key for key in _REQUIRED if not isinstance(contents, dict) or key not in contents]
     if missing:
         raise LensnetIOError(f"{path} is not a lensnet training checkpoint (no {missing[0]!r} entry)")

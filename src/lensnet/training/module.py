@@ -85,7 +85,7 @@ class LensRegressor(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        loss = self._loss(self.model.backbone(images), self.model.standardize(targets))
+        loss = self._loss(*self.model.split(self.model.backbone(images)), self.model.standardize(targets))
         self._running_loss = loss.detach() if self._running_loss is None else (
             0.98 * self._running_loss + 0.02 * loss.detach())
         self.log("train_loss", loss, batch_size=len(targets))
@@ -133,21 +133,20 @@ class LensRegressor(L.LightningModule):
             raise LensnetValueError(f"schedule {hp.schedule!r} is not one of 'cosine', 'onecycle', 'constant'")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def _loss(self, output: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        mu, log_var = self.model.split(output)
+    def _loss(self, mu: torch.Tensor, log_var: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+        """The loss of standardised means and log-variances (from ``self.model.split``) against targets z."""
         if self.loss_name == "mse":
             return ((mu - z) ** 2).mean()
         return 0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var)).mean()
 
     def _eval_step(self, batch, stage: str) -> None:
         images, targets = batch
-        output, z = self.model.backbone(images), self.model.standardize(targets)
-        loss = self._loss(output, z)
-        self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(targets))
-        mu, log_var = self.model.split(output)
-        std_z = self.model.target_std
-        residual = (mu - z) * std_z
-        std = std_z * torch.exp(0.5 * log_var) if log_var is not None else torch.zeros_like(residual)
+        mu, log_var = self.model.split(self.model.backbone(images))
+        z = self.model.standardize(targets)
+        self.log(f"{stage}_loss", self._loss(mu, log_var, z), on_epoch=True, sync_dist=True, batch_size=len(targets))
+        scale = self.model.target_std
+        residual = (mu - z) * scale
+        std = scale * torch.exp(0.5 * log_var) if log_var is not None else torch.zeros_like(residual)
         self._eval_outputs.append((residual.detach(), std.detach()))
 
     def _eval_epoch_end(self, stage: str) -> torch.Tensor | None:
