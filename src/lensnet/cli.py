@@ -38,8 +38,8 @@ def cli():
     """lensnet: measure strong gravitational lenses with neural networks in milliseconds.
 
     Stages, in pipeline order: simulate training data, train networks, export a trained network as
-    a shipped model, evaluate models on seeded test sets and combine several; `demo` runs the main
-    job on built-in defaults.
+    a shipped model, evaluate models on seeded test sets and combine several, predict lens
+    parameters of real FITS images; `demo` runs the main job on built-in defaults.
     """
 
 
@@ -264,6 +264,84 @@ def combine(members, num_fit, fit_seed, num, seed, batch_size, device, output_di
     click.echo(format_combination_table(report))
     for path in report["paths"]:
         click.echo(f"wrote {path}")
+
+
+def _pair(text: str | None, option: str) -> tuple[float, float] | None:
+    """'X,Y' to two floats, or a usage error naming the option."""
+    if text is None:
+        return None
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected two numbers separated by a comma", param_hint=option) from None
+    return a, b
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", default="lensnet_catalog.ecsv", show_default=True,
+              help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
+@click.option("--weights", help="Shipped model [lensnet's default model].")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="A training checkpoint instead.")
+@click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME.")
+@click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE].")
+@click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre].")
+@click.option("--sky-center", help="Cutout centre RA,DEC in degrees (needs a WCS).")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+              help="FITS image, non-zero where pixels must be ignored.")
+@click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy).")
+@click.option("--symmetrize", is_flag=True, help="Average over the 8 rotations and reflections (8x the compute).")
+@click.option("--lenstronomy", "lenstronomy_json", type=click.Path(dir_okay=False),
+              help="Also write each lens as lenstronomy kwargs_lens (JSON).")
+@click.option("--batch-size", default=64, show_default=True, help="Images per forward pass.")
+@click.option("--workers", default=2, show_default=True, help="DataLoader workers reading and preparing files.")
+@click.option("--devices", default="1", show_default=True, help="Processes (devices) per node; > 1 runs DDP.")
+@click.option("--num-nodes", default=1, show_default=True, help="Machines (DDP).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... for one process.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
+            lenstronomy_json, batch_size, workers, devices, num_nodes, device, overwrite, no_progress_bar):
+    """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
+    from pathlib import Path
+
+    from lensnet.evaluate import load_model
+    from lensnet.inference import DEFAULT_PRETRAINED
+    from lensnet.inference.catalog import predict_fits, write_catalog, write_lenstronomy
+    from lensnet.io.atomic import check_writable
+
+    if weights and checkpoint:
+        raise click.UsageError("give --weights or --checkpoint, not both")
+    for target in filter(None, (output, lenstronomy_json)):
+        check_writable(target)
+        if Path(target).exists() and not overwrite:
+            raise click.UsageError(f"{target} exists; pass --overwrite to replace it")
+    options = dict(hdu=int(hdu) if hdu.lstrip("-").isdigit() else hdu, pixel_scale=pixel_scale,
+                   center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
+                   cosmic_rays=cosmic_rays)
+    world = (int(devices) if devices.isdigit() else 2) * num_nodes
+    predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if world > 1 else device)
+    if world > 1:
+        from lensnet.training.predict import predict_fits_distributed
+
+        table = predict_fits_distributed(predictor, inputs, output, devices=int(devices) if devices.isdigit() else devices,
+                                         num_nodes=num_nodes, batch_size=batch_size, num_workers=workers,
+                                         symmetrize=symmetrize, progress=not no_progress_bar, overwrite=overwrite,
+                                         **options)
+        if table is None:  # not rank 0
+            return
+    else:
+        table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
+                             progress=not no_progress_bar, **options)
+        write_catalog(table, output, overwrite=overwrite)
+    if lenstronomy_json:
+        write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
+    failed = [(row["file"], row["error"]) for row in table if row["error"]]
+    for file, reason in failed:
+        click.echo(f"skipped {file}: {reason}", err=True)
+    click.echo(f"wrote {output}: {len(table) - len(failed)} lens(es) estimated, {len(failed)} file(s) failed")
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()

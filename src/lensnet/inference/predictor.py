@@ -17,6 +17,7 @@ import torch.nn as nn
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError, check_finite
 from lensnet.inference.card import card_image_size
+from lensnet.inference.catalog import predict_fits
 from lensnet.inference.symmetry import symmetrized_estimate
 from lensnet.networks.registry import create_model
 from lensnet.preprocess import normalize_images
@@ -173,6 +174,11 @@ class LensPredictor(nn.Module):
         self.train(was_training)
         out = images.device, images.dtype
         return torch.cat(means).to(*out), torch.cat(stds).to(*out)
+
+    def predict_fits(self, paths, **options):
+        """One catalogue row (an astropy Table) per FITS file of ``paths``: files, folders or glob patterns
+        brought to this model's grid and estimated; options as :func:`lensnet.inference.catalog.predict_fits`."""
+        return predict_fits(self, paths, **options)
 
     @classmethod
     def from_card(cls, card: dict, state_dict: dict[str, torch.Tensor] | None = None) -> "LensPredictor":

@@ -28,6 +28,7 @@ from lensnet.io.atomic import atomic_output
 __all__ = [
     "FitsWarning",
     "read_image",
+    "read_image_hdu",
     "read_image_hdus",
     "pixel_scale_from_header",
     "write_image",
@@ -89,6 +90,17 @@ def read_image(path: str | os.PathLike, ext: int | str | None = 0, *,
     if not (math.isfinite(scale) and scale > 0):
         raise LensnetValueError(f"pixel scale of {where} must be positive and finite, got {scale}")
     return data, scale
+
+
+def read_image_hdu(path: str | os.PathLike, ext: int | str | None = 0) -> tuple[np.ndarray, fits.Header, str]:
+    """The data (float32, any dimension), header and "file[ext]" label of one image HDU.
+
+    Raises
+    ------
+    LensnetIOError
+        If the file is missing, truncated or not FITS, or ``ext`` does not exist or holds no image.
+    """
+    return _read_hdu(Path(path), ext)
 
 
 def read_image_hdus(path: str | os.PathLike, exts: Sequence[int | str]) -> list[np.ndarray]:

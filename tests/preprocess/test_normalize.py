@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
-from lensnet.preprocess import _gaussian_blur, normalize_images
+from lensnet.preprocess.normalize import _gaussian_blur, normalize_images
 
 
 def _arc_on_background(background=3.0, peak=5.0):

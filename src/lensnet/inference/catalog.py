@@ -1,0 +1,264 @@
+"""From FITS files to a catalogue: every image read, brought to the model's grid and estimated, one row each.
+
+:func:`predict_fits` (also ``LensPredictor.predict_fits`` and ``lensnet predict``) streams the files
+through a :class:`torch.utils.data.DataLoader`, whose workers read and prepare the next images
+(:func:`lensnet.preprocess.real.prepare_image`) while the network estimates the current batch. A file
+that cannot be used (not FITS, truncated, no pixel scale, all NaN, a cube, a centre off the image, too
+small for the field) gets a row with its reason in the ``error`` column and NaN estimates; the others
+go on.
+
+Columns, per lens: ``file``, ``hdu``; for each parameter of :data:`lensnet.PARAM_NAMES` (theta_E,
+e1, e2, center_x, center_y, in lensnet's convention: arcsec, x along columns and y along rows of the
+input image, relative to the requested centre) the estimate, ``<p>_sigma`` (1-sigma) and the Gaussian
+95% interval ``<p>_lo95``, ``<p>_hi95`` (estimate -+ 1.96 sigma); ``q`` and ``phi`` (degrees,
+counter-clockwise from +x) from (e1, e2); ``ra``, ``dec`` of the lens centre when the input has a
+celestial WCS; how the input was prepared (``pixel_scale_in``, ``coverage``, ``background``,
+``noise_rms``, ``n_masked``); ``model``, ``lensnet_version``; ``error``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from lensnet import __version__
+from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi
+from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
+from lensnet.io.atomic import atomic_output, check_writable
+from lensnet.io.fits import write_table
+from lensnet.preprocess.real import ModelGrid, celestial_wcs, header_pixel_scale, prepare_image, read_fits_image
+
+__all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "estimate_items", "find_fits",
+           "fits_inputs", "predict_fits", "write_catalog", "write_lenstronomy"]
+
+#: File names taken from a folder.
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+#: Catalogue formats by file extension (astropy's writers).
+CATALOG_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
+#: Half-width of the Gaussian 95% interval in units of sigma.
+Z95 = 1.959963984540054
+
+
+def find_fits(specs: Sequence[str | Path]) -> list[Path]:
+    """The FITS files that ``specs`` name: files, folders (their FITS files, sorted) and glob patterns.
+
+    Raises
+    ------
+    LensnetIOError
+        If a spec names nothing, or no file is found at all.
+    """
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        elif any(ch in str(spec) for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+            if not matches:
+                raise LensnetIOError(f"no file matches {spec!r}")
+            found += matches
+        else:
+            raise LensnetIOError(f"{spec} does not exist")
+    if not found:
+        raise LensnetIOError(f"no FITS file found in {', '.join(map(str, specs))}")
+    return list(dict.fromkeys(found))
+
+
+@dataclass
+class FitsInputs(Dataset):
+    """The files of one catalogue, read and prepared on demand (in DataLoader workers).
+
+    Item i is ``(i, image (1, n, n) float32 or None, mask (1, n, n) bool or None, info dict)``; ``info``
+    holds the preparation's numbers, or ``error`` with the reason the file cannot be used.
+    """
+
+    paths: Sequence[Path]
+    grid: ModelGrid
+    hdu: int | str | None = 0
+    pixel_scale: float | None = None
+    center: tuple[float, float] | None = None
+    sky_center: tuple[float, float] | None = None
+    mask: Path | None = None
+    cosmic_rays: bool = False
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        path = self.paths[i]
+        info = {"file": str(path), "hdu": str(self.hdu)}
+        try:
+            data, header, where = read_fits_image(path, self.hdu)
+            wcs = celestial_wcs(header)
+            scale = self.pixel_scale or header_pixel_scale(header, where)
+            mask = None if self.mask is None else read_fits_image(self.mask, 0)[0] != 0
+            sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
+            prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
+                                     cosmic_rays=self.cosmic_rays, seed=i, where=where)
+        except LensnetError as exc:
+            return i, None, None, {**info, "error": str(exc)}
+        sky = None if prepared.wcs is None else (prepared.wcs, *prepared.center_pixel, prepared.pixel_scale_in)
+        info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
+                    noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), sky=sky, error="")
+        return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
+
+
+def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | None = 0,
+                 pixel_scale: float | None = None, center: tuple[float, float] | None = None,
+                 sky_center: tuple[float, float] | None = None, mask: str | Path | None = None,
+                 cosmic_rays: bool = False, batch_size: int = 64, num_workers: int = 0, symmetrize: bool = False,
+                 progress: bool = True) -> Table:
+    """Estimate the lens parameters of FITS images; one catalogue row per file (see the module docstring).
+
+    Parameters
+    ----------
+    predictor : LensPredictor
+        The model; its card gives the grid the images are brought to.
+    paths : sequence of str or Path
+        Files, folders or glob patterns (:func:`find_fits`).
+    hdu : int, str or None
+        HDU of each file [0, the primary]; None: the first 2-D image.
+    pixel_scale : float, optional
+        arcsec/pixel of every input, overriding their headers [from the WCS, else a PIXSCALE keyword].
+    center : (float, float), optional
+        Cutout centre (x, y) in 0-based pixels of every file [each image's centre].
+    sky_center : (float, float), optional
+        Cutout centre (RA, Dec) in degrees instead; needs a celestial WCS.
+    mask : str or Path, optional
+        FITS image, non-zero where pixels must be ignored, of the inputs' shape.
+    cosmic_rays : bool
+        Mask cosmic rays with L.A.Cosmic [False].
+    batch_size : int
+        Images per forward pass [64].
+    num_workers : int
+        DataLoader workers reading and preparing files while the network runs [0: in this process].
+    symmetrize : bool
+        Average over the 8 rotations and reflections of each image [False].
+    progress : bool
+        Show a progress bar [True].
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per file, in the order of the files; ``meta`` records the model and the conventions.
+    """
+    dataset = fits_inputs(predictor, paths, hdu=hdu, pixel_scale=pixel_scale, center=center, sky_center=sky_center,
+                          mask=mask, cosmic_rays=cosmic_rays)
+    loader = DataLoader(dataset, batch_size=int(batch_size), num_workers=num_workers, collate_fn=list)
+    rows = []
+    with tqdm(total=len(dataset), unit="file", desc="estimating", disable=not progress) as bar:
+        for items in loader:
+            rows += estimate_items(predictor, items, symmetrize)
+            bar.update(len(items))
+    return catalog_table(rows, predictor.card)
+
+
+def fits_inputs(predictor, paths: Sequence[str | Path], **options) -> FitsInputs:
+    """The :class:`FitsInputs` of ``paths`` on ``predictor``'s grid (options as in :func:`predict_fits`)."""
+    mask = options.pop("mask", None)
+    return FitsInputs(find_fits(paths), ModelGrid.from_card(predictor.card), mask=None if mask is None else Path(mask),
+                      **options)
+
+
+def estimate_items(predictor, items: list, symmetrize: bool = False) -> list[dict]:
+    """Catalogue rows of a batch of :class:`FitsInputs` items: the usable images in one forward pass."""
+    good = [item for item in items if item[1] is not None]
+    estimates = iter(())
+    if good:
+        mean, std = predictor.predict(torch.stack([item[1] for item in good]), torch.stack([item[2] for item in good]),
+                                      batch_size=len(good), symmetrize=symmetrize)
+        estimates = zip(mean.double().tolist(), std.double().tolist())
+    return [_row(index, info, *(next(estimates) if image is not None else (None, None)))
+            for index, image, _, info in items]
+
+
+def _row(index: int, info: dict, mean: list | None, std: list | None) -> dict:
+    row = {"index": index, "file": info["file"], "hdu": info["hdu"]}
+    estimated = mean is not None
+    if not estimated:
+        mean = std = [math.nan] * len(PARAM_NAMES)
+    for name, m, s in zip(PARAM_NAMES, mean, std):
+        row.update({name: m, f"{name}_sigma": s, f"{name}_lo95": m - Z95 * s, f"{name}_hi95": m + Z95 * s})
+    q, phi = e1e2_to_qphi(torch.tensor(row["e1"], dtype=torch.float64), torch.tensor(row["e2"], dtype=torch.float64))
+    row.update(q=float(q), phi=math.degrees(float(phi)))
+    ra = dec = math.nan
+    if estimated and info.get("sky") is not None:
+        wcs, cx, cy, scale = info["sky"]
+        position = wcs.pixel_to_world(cx + row["center_x"] / scale, cy + row["center_y"] / scale)
+        ra, dec = float(position.ra.deg), float(position.dec.deg)
+    row.update(ra=ra, dec=dec)
+    for key in ("pixel_scale_in", "coverage", "background", "noise_rms"):
+        row[key] = info.get(key, math.nan)
+    row["n_masked"] = info.get("n_masked", -1)
+    row["error"] = info["error"]
+    return row
+
+
+def catalog_table(rows: list[dict], card: dict) -> Table:
+    """The catalogue of rows (from :func:`estimate_items`, in any order), sorted by the files' order."""
+    columns = ["file", "hdu", *(f"{n}{s}" for n in PARAM_NAMES for s in ("", "_sigma", "_lo95", "_hi95")), "q", "phi",
+               "ra", "dec", "pixel_scale_in", "coverage", "background", "noise_rms", "n_masked"]
+    rows = sorted(rows, key=lambda r: r["index"])
+    table = Table({c: [r[c] for r in rows] for c in columns} if rows else {c: [] for c in columns})
+    units = dict(zip(PARAM_NAMES, PARAM_UNITS))
+    for c in columns:
+        base = c.split("_sigma")[0].split("_lo95")[0].split("_hi95")[0]
+        table[c].unit = units.get(base) or {"phi": "deg", "ra": "deg", "dec": "deg", "pixel_scale_in": "arcsec"}.get(c)
+    table["model"] = [card.get("name", "?")] * len(rows)
+    table["lensnet_version"] = [__version__] * len(rows)
+    table["error"] = [r["error"] for r in rows]
+    table.meta.update({"model": card.get("name", "?"), "lensnet_version": __version__,
+                       "conventions": "theta_E, e1, e2, center_x, center_y in lenstronomy's convention "
+                                      "(e1 + i e2 = (1-q)/(1+q) exp(2i phi)); x along columns, y along rows of the "
+                                      "input image, arcsec from the requested centre; 95% = estimate -+ 1.96 sigma"})
+    return table
+
+
+def write_catalog(table: Table, path: str | Path, overwrite: bool = False) -> Path:
+    """Write the catalogue as ECSV, CSV or FITS, chosen by the extension, atomically.
+
+    Raises
+    ------
+    LensnetValueError
+        If the extension is not one of :data:`CATALOG_FORMATS`.
+    """
+    path = Path(path)
+    fmt = CATALOG_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise LensnetValueError(f"{path}: unknown catalogue format {path.suffix!r}; use "
+                                f"{', '.join(CATALOG_FORMATS)}")
+    check_writable(path)
+    if fmt == "fits":
+        return write_table(path, table, overwrite=overwrite)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        table.write(tmp, format=fmt)
+    return path
+
+
+def write_lenstronomy(table: Table, path: str | Path, overwrite: bool = False) -> Path:
+    """Each lens as lenstronomy's ``kwargs_lens`` of an SIE (JSON: file -> model list and kwargs)."""
+    out = {}
+    for row in table:
+        if row["error"]:
+            continue
+        out[row["file"]] = {"lens_model_list": ["SIE"],
+                            "kwargs_lens": [{n: float(row[n]) for n in PARAM_NAMES}],
+                            "kwargs_lens_sigma": [{n: float(row[f"{n}_sigma"]) for n in PARAM_NAMES}],
+                            "axes": "lensnet image axes: x along columns, y along rows, arcsec from the cutout centre"}
+    path = Path(path)
+    check_writable(path)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+    return path

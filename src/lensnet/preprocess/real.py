@@ -1,0 +1,282 @@
+"""Real images on a model's grid: FITS in, a background-subtracted cutout of the model's size and pixel scale out.
+
+A network sees ``n_pix`` x ``n_pix`` pixels of ``pixel_scale`` arcsec (the card's ``input``). A real
+image has its own pixel scale, size and centre, a sky background, noise, bad pixels and cosmic rays.
+:func:`prepare_image` brings it to the model's grid, in this order:
+
+1. **cutout** around ``center`` (pixels) or ``sky_center`` (needs a celestial WCS), default the image
+   centre (astropy's :class:`~astropy.nddata.Cutout2D`, padded with NaN where it leaves the image);
+2. **background and noise**: sigma-clipped median and standard deviation
+   (:func:`astropy.stats.sigma_clipped_stats`) of the valid pixels away from the centre, where the lens is;
+   the background subtracted;
+3. **masks**: NaN or infinite pixels, a user mask, and optionally cosmic rays found by L.A.Cosmic
+   (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained;
+4. **resampling** to the model's pixel scale, flux-conserving: exact overlap areas
+   (:func:`reproject.reproject_exact`) on two tangent-plane grids sharing the image's axes, times the
+   ratio of pixel areas; skipped when the scales agree to 1e-6;
+5. **padding**: where the field extends past the image, pixels are filled with Gaussian noise of the
+   measured rms (seeded, reproducible), so the network sees the noise it was trained on.
+
+Axes stay those of the input image: x along columns, y along rows, FITS row order, offsets relative to the
+requested centre (:mod:`lensnet.conventions`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import astroscrappy
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import Cutout2D, NoOverlapError
+from astropy.stats import sigma_clipped_stats
+from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
+from reproject import reproject_exact
+
+from lensnet.errors import LensnetShapeError, LensnetValueError
+from lensnet.io.fits import pixel_scale_from_header, read_image_hdu
+
+__all__ = ["MIN_FIELD_COVERAGE", "ModelGrid", "PreparedImage", "prepare_image", "read_fits_image"]
+
+#: Smallest fraction of the model's field side that an image must cover after resampling: less would be
+#: mostly padding, far from the images the network was trained on.
+MIN_FIELD_COVERAGE = 0.5
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """The pixel grid a model takes: ``n_pix`` x ``n_pix`` pixels of ``pixel_scale`` arcsec."""
+
+    n_pix: int
+    pixel_scale: float
+
+    @classmethod
+    def from_card(cls, card: dict) -> "ModelGrid":
+        """The grid of a model card's ``input`` (``image_shape`` (C, H, W), ``pixel_scale_arcsec``)."""
+        inp = card.get("input") or {}
+        shape, scale = inp.get("image_shape"), inp.get("pixel_scale_arcsec")
+        if not shape or not scale or shape[1] != shape[2]:
+            raise LensnetValueError(f"the model card of {card.get('name', '?')!r} records no square input grid "
+                                    "(input.image_shape and input.pixel_scale_arcsec)")
+        return cls(int(shape[1]), float(scale))
+
+
+@dataclass
+class PreparedImage:
+    """A real image on a model's grid, and how it got there.
+
+    Attributes
+    ----------
+    image : ndarray, (n_pix, n_pix), float32
+        Background-subtracted, resampled, padded; masked pixels 0.
+    mask : ndarray of bool, (n_pix, n_pix)
+        True where a pixel is masked (bad, user-masked or a cosmic ray).
+    background, noise_rms : float
+        Sigma-clipped median and standard deviation of the input cutout, in the input's unit per input pixel.
+    pixel_scale_in : float
+        The input's arcsec/pixel.
+    center_pixel : (float, float)
+        The requested centre (x, y) in 0-based input pixels; estimates are offsets from it.
+    coverage : float
+        Fraction of the model's field side covered by the image.
+    wcs : astropy.wcs.WCS or None
+        The input's celestial WCS, to put estimated centres on the sky.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    background: float
+    noise_rms: float
+    pixel_scale_in: float
+    center_pixel: tuple[float, float]
+    coverage: float
+    wcs: WCS | None = None
+
+    def sky_position(self, dx_arcsec: float, dy_arcsec: float):
+        """RA, Dec (degrees) of the point (dx, dy) arcsec from the centre along the image axes, or None."""
+        if self.wcs is None:
+            return None
+        x = self.center_pixel[0] + dx_arcsec / self.pixel_scale_in
+        y = self.center_pixel[1] + dy_arcsec / self.pixel_scale_in
+        sky = self.wcs.pixel_to_world(x, y)
+        return float(sky.ra.deg), float(sky.dec.deg)
+
+
+def read_fits_image(path: str | Path, hdu: int | str | None = 0) -> tuple[np.ndarray, fits.Header, str]:
+    """A 2-D image, its header and a "file[hdu]" label; errors name the file (truncated, no image, a cube)."""
+    data, header, where = read_image_hdu(path, hdu)
+    if data.ndim != 2:
+        raise LensnetShapeError(f"image in {where}", data.shape, "(H, W), a 2-D image (select a plane or HDU)")
+    return data, header, where
+
+
+def celestial_wcs(header: fits.Header) -> WCS | None:
+    """The header's celestial WCS, or None when it has none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except (ValueError, KeyError, MemoryError):
+            return None
+    return wcs if wcs.has_celestial else None
+
+
+def header_pixel_scale(header: fits.Header, where: str) -> float:
+    """arcsec/pixel from the celestial WCS (``proj_plane_pixel_scales``), else a pixel-scale keyword.
+
+    Raises
+    ------
+    LensnetIOError
+        If the header says nothing about the pixel scale (the message names the keywords looked for).
+    """
+    wcs = celestial_wcs(header)
+    if wcs is not None:
+        scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0
+        if abs(scales[0] - scales[1]) > 0.01 * scales.mean():
+            raise LensnetValueError(f"{where} has non-square pixels ({scales[0]:.4g}\" x {scales[1]:.4g}\"): "
+                                    "resample it to square pixels first")
+        return float(scales.mean())
+    return pixel_scale_from_header(header, where)
+
+
+def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, center: tuple[float, float] | None = None,
+                  sky_center=None, wcs: WCS | None = None, mask: np.ndarray | None = None,
+                  cosmic_rays: bool = False, seed: int = 0, where: str = "image") -> PreparedImage:
+    """Bring a real image to a model's grid (see the module docstring).
+
+    Parameters
+    ----------
+    data : ndarray, (H, W)
+        The image in FITS row order, any flux unit per pixel.
+    grid : ModelGrid
+        The model's grid.
+    pixel_scale : float
+        arcsec/pixel of ``data``.
+    center : (float, float), optional
+        Centre (x, y) of the cutout in 0-based pixels [the image centre].
+    sky_center : astropy.coordinates.SkyCoord, optional
+        Centre on the sky instead; needs ``wcs``.
+    wcs : astropy.wcs.WCS, optional
+        Celestial WCS of ``data`` (for ``sky_center`` and for sky positions of the estimates).
+    mask : ndarray of bool, (H, W), optional
+        True where a pixel must be ignored.
+    cosmic_rays : bool
+        Also mask cosmic rays found by L.A.Cosmic [False].
+    seed : int
+        Seed of the noise that pads the field [0].
+    where : str
+        Name of the input in error messages.
+
+    Raises
+    ------
+    LensnetShapeError
+        If ``data`` or ``mask`` has the wrong shape.
+    LensnetValueError
+        If the pixel scale is not positive, the image holds no valid pixel, the centre is off the image,
+        or the image covers less than :data:`MIN_FIELD_COVERAGE` of the model's field.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim != 2:
+        raise LensnetShapeError(where, data.shape, "(H, W), a 2-D image")
+    if not (math.isfinite(pixel_scale) and pixel_scale > 0):
+        raise LensnetValueError(f"{where}: pixel scale {pixel_scale!r} must be a positive number of arcsec/pixel")
+    if mask is not None and np.shape(mask) != data.shape:
+        raise LensnetShapeError(f"mask of {where}", np.shape(mask), f"{data.shape}, the image's shape")
+    bad = ~np.isfinite(data) | (np.zeros(data.shape, bool) if mask is None else np.asarray(mask, bool))
+    if bad.all():
+        raise LensnetValueError(f"{where} holds no valid pixel (all NaN or masked)")
+    if sky_center is not None:
+        if wcs is None:
+            raise LensnetValueError(f"{where}: a sky centre needs a celestial WCS in the header")
+        center = tuple(float(v) for v in wcs.world_to_pixel(sky_center))
+    h, w = data.shape
+    cx, cy = ((w - 1) / 2, (h - 1) / 2) if center is None else (float(center[0]), float(center[1]))
+    if not (-0.5 <= cx <= w - 0.5 and -0.5 <= cy <= h - 0.5):
+        raise LensnetValueError(f"{where}: the centre ({cx:.1f}, {cy:.1f}) is off the {w}x{h}-pixel image")
+    # The input pixels that the model's field (plus a margin for the resampling kernel) covers.
+    side = int(math.ceil(grid.n_pix * grid.pixel_scale / pixel_scale)) + 4
+    filled = np.where(bad, np.nan, data)
+    try:
+        cutout = Cutout2D(filled, (cx, cy), (side, side), mode="partial", fill_value=np.nan, copy=True)
+    except NoOverlapError:
+        raise LensnetValueError(f"{where}: the cutout around ({cx:.1f}, {cy:.1f}) does not overlap the image") from None
+    inside = Cutout2D(np.ones_like(data), (cx, cy), (side, side), mode="partial", fill_value=0.0).data > 0
+    valid = np.isfinite(cutout.data)
+    if cosmic_rays:
+        valid &= ~_cosmic_rays(cutout.data, valid)
+    background, noise = _sky(cutout.data, valid)
+    image = np.where(valid, cutout.data - background, 0.0)
+    # Offset of the requested centre from the centre of the cutout array (Cutout2D rounds to whole pixels;
+    # in 'partial' mode its origin_original is where the overlap starts, origin_cutout where it lands).
+    ox = cx - cutout.origin_original[0] + cutout.origin_cutout[0] - (side - 1) / 2
+    oy = cy - cutout.origin_original[1] + cutout.origin_cutout[1] - (side - 1) / 2
+    image, masked, outside = _to_grid(image, ~valid & inside, ~inside, (ox, oy), pixel_scale, grid)
+    covered = (~outside).any(axis=0).sum() / grid.n_pix, (~outside).any(axis=1).sum() / grid.n_pix
+    coverage = float(min(covered))
+    if coverage < MIN_FIELD_COVERAGE:
+        raise LensnetValueError(
+            f"{where}: the image covers only {coverage:.0%} of the model's {grid.n_pix * grid.pixel_scale:.2f}\" "
+            f"field after resampling to {grid.pixel_scale}\"/pixel; at least {MIN_FIELD_COVERAGE:.0%} is needed")
+    rms_out = _clipped_std(image[~outside & ~masked]) if noise > 0 else 0.0
+    pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
+    image = np.where(outside, pad, np.where(masked, 0.0, image)).astype(np.float32)
+    return PreparedImage(image, masked, float(background), float(noise), float(pixel_scale), (cx, cy), coverage,
+                         wcs)
+
+
+def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
+    """``image`` (a square cutout) and its masks on the model's grid, centred on the cutout centre + offset."""
+    n, side = grid.n_pix, image.shape[0]
+    if abs(pixel_scale / grid.pixel_scale - 1) < 1e-6 and offset == (0.0, 0.0):
+        lo = (side - n) // 2
+        sl = (slice(lo, lo + n), slice(lo, lo + n))
+        return image[sl], bad[sl], outside[sl]
+    out_wcs = _tangent_plane(n, grid.pixel_scale, ((n + 1) / 2, (n + 1) / 2))
+    # The input grid, shifted so that the requested centre lands on the output's centre.
+    in_wcs = _tangent_plane(side, pixel_scale, ((side + 1) / 2 + offset[0], (side + 1) / 2 + offset[1]))
+    stack = np.stack([image, bad.astype(float), outside.astype(float)])
+    resampled = np.stack([reproject_exact((layer, in_wcs), out_wcs, shape_out=(n, n), return_footprint=False)
+                          for layer in stack])
+    resampled = np.nan_to_num(resampled, nan=0.0)
+    flux = resampled[0] * (grid.pixel_scale / pixel_scale) ** 2  # surface brightness to flux per pixel
+    return flux, resampled[1] > 0.5, resampled[2] > 0.5
+
+
+def _tangent_plane(n: int, scale_arcsec: float, crpix: tuple[float, float]) -> WCS:
+    """A small tangent-plane grid with the image's axes: pixel (crpix) at (180°, 0°), square pixels."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [180.0, 0.0]
+    w.wcs.cdelt = [scale_arcsec / 3600.0, scale_arcsec / 3600.0]
+    w.wcs.crpix = list(crpix)
+    w.array_shape = (n, n)
+    return w
+
+
+def _sky(data: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """Sigma-clipped median and standard deviation of the sky: the valid pixels outside the central disc of
+    0.35 of the cutout's side (where the lens and its arcs are), or all valid pixels where too few are left."""
+    n = data.shape[0]
+    y, x = np.mgrid[:n, :n]
+    outer = valid & ((x - (n - 1) / 2) ** 2 + (y - (n - 1) / 2) ** 2 > (0.35 * n) ** 2)
+    values = data[outer] if outer.sum() >= 100 else data[valid]
+    _, median, std = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
+    return float(median), float(std)
+
+
+def _clipped_std(values: np.ndarray) -> float:
+    return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[2])
+
+
+def _cosmic_rays(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """L.A.Cosmic (van Dokkum 2001) cosmic-ray mask of ``data``, its noise from the valid pixels' spread."""
+    _, sky, rms = sigma_clipped_stats(data[valid], sigma=3.0, maxiters=10)
+    filled = np.where(valid, data, sky)
+    crmask, _ = astroscrappy.detect_cosmics(filled.astype(np.float32), inmask=~valid,
+                                            invar=np.full(data.shape, max(rms, 1e-12) ** 2, dtype=np.float32),
+                                            sigclip=5.0, objlim=5.0, verbose=False)
+    return crmask

@@ -1,0 +1,129 @@
+"""`lensnet predict`: FITS files in, one catalogue row each; bad files reported while the others go on."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+from click.testing import CliRunner
+
+from lensnet.cli import cli
+from lensnet.conventions import PARAM_NAMES
+from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained
+from lensnet.inference.catalog import find_fits, write_catalog, write_lenstronomy
+from lensnet.simulate import LensSimulator, get_preset
+from lensnet.simulate.seeds import batch_seed
+
+pytestmark = pytest.mark.skipif(DEFAULT_PRETRAINED not in list_pretrained(), reason="needs the shipped model")
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return load_pretrained()
+
+
+@pytest.fixture(scope="module")
+def lens_files(tmp_path_factory):
+    """Two simulated hst-acs lenses (0.05"/px) inside larger 180x200 frames with a celestial WCS."""
+    folder = tmp_path_factory.mktemp("fits")
+    batch = LensSimulator(get_preset("hst-acs").for_split("test")).simulate(2, batch_seed(99, 0))
+    paths = []
+    for i in range(2):
+        frame = np.random.default_rng(i).normal(0.0, 0.02, (180, 200)) + 0.5
+        frame[10:170, 20:180] = batch.observed[i, 0].double().numpy() + 0.5
+        w = WCS(naxis=2)
+        w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [35.0, -8.5], [100.5, 90.5]
+        w.wcs.cd = [[-0.05 / 3600, 0], [0, 0.05 / 3600]]
+        paths.append(folder / f"lens{i}.fits")
+        fits.PrimaryHDU(frame.astype(np.float32), header=w.to_header()).writeto(paths[-1])
+    return paths, batch.targets.double().numpy()
+
+
+def test_a_simulated_lens_is_recovered_within_its_uncertainty(predictor, lens_files):
+    paths, truth = lens_files
+    table = predictor.predict_fits(paths[:1], center=(99.5, 89.5), progress=False)
+    row = table[0]
+    assert row["error"] == "" and row["coverage"] == 1.0 and row["pixel_scale_in"] == pytest.approx(0.05)
+    for k, name in enumerate(PARAM_NAMES):
+        assert abs(row[name] - truth[0, k]) < 3 * row[f"{name}_sigma"], (name, row[name], truth[0, k])
+        assert row[f"{name}_lo95"] < row[name] < row[f"{name}_hi95"]
+    assert (row["ra"], row["dec"]) == pytest.approx((35.0, -8.5), abs=0.5 / 3600)
+    assert 0 < row["q"] <= 1 and table["theta_E"].unit == "arcsec" and table.meta["model"] == DEFAULT_PRETRAINED
+
+
+def test_bad_files_get_their_reason_and_the_others_land(predictor, lens_files, tmp_path):
+    paths, _ = lens_files
+    good = fits.getdata(paths[0])
+    header = fits.getheader(paths[0])
+    cases = {
+        "not_fits.fits": lambda p: p.write_text("hello"),
+        "truncated.fits": lambda p: p.write_bytes(paths[0].read_bytes()[:5000]),
+        "no_scale.fits": lambda p: fits.PrimaryHDU(good).writeto(p),
+        "all_nan.fits": lambda p: fits.PrimaryHDU(np.full_like(good, np.nan), header=header).writeto(p),
+        "cube.fits": lambda p: fits.PrimaryHDU(np.stack([good, good]), header=header).writeto(p),
+        "small.fits": lambda p: fits.PrimaryHDU(good[:40, :40], header=header).writeto(p),
+    }
+    for name, make in cases.items():
+        make(tmp_path / name)
+    table = predictor.predict_fits([paths[1], tmp_path], progress=False, batch_size=3)
+    reasons = {row["file"].split("/")[-1]: row["error"] for row in table}
+    assert reasons["lens1.fits"] == "" and np.isfinite(table["theta_E"][0])
+    for name, message in (("not_fits.fits", "cannot read FITS"), ("truncated.fits", "cannot read FITS"),
+                          ("no_scale.fits", "no pixel-scale keyword"), ("all_nan.fits", "no valid pixel"),
+                          ("cube.fits", "2-D image"), ("small.fits", "covers only")):
+        assert message in reasons[name], (name, reasons[name])
+    assert np.isnan(table["theta_E"][1:]).all()
+    off = predictor.predict_fits(paths[:1], center=(500.0, 10.0), progress=False)
+    assert "off the" in off["error"][0]
+
+
+def test_catalogue_formats_and_lenstronomy(predictor, lens_files, tmp_path):
+    table = predictor.predict_fits(lens_files[0], progress=False)
+    for suffix in (".ecsv", ".csv", ".fits"):
+        back = Table.read(write_catalog(table, tmp_path / f"cat{suffix}"))
+        np.testing.assert_allclose(back["theta_E"], table["theta_E"], rtol=1e-6)
+    with pytest.raises(Exception, match="unknown catalogue format"):
+        write_catalog(table, tmp_path / "cat.txt")
+    kwargs = json.loads(write_lenstronomy(table, tmp_path / "lenses.json").read_text())
+    first = kwargs[str(lens_files[0][0])]
+    assert first["lens_model_list"] == ["SIE"] and set(first["kwargs_lens"][0]) == set(PARAM_NAMES)
+
+
+def test_find_fits_takes_files_folders_and_globs(lens_files, tmp_path):
+    paths, _ = lens_files
+    folder = paths[0].parent
+    assert find_fits([folder]) == paths and find_fits([str(folder / "lens*.fits")]) == paths
+    with pytest.raises(Exception, match="does not exist"):
+        find_fits([tmp_path / "nope.fits"])
+
+
+def test_cli_exit_code_says_whether_a_file_failed(lens_files, tmp_path):
+    paths, _ = lens_files
+    (tmp_path / "bad.fits").write_text("x")
+    out = tmp_path / "cat.ecsv"
+    result = CliRunner().invoke(cli, ["predict", str(paths[0]), "-o", str(out), "--no-progress-bar", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["predict", str(paths[0]), str(tmp_path / "bad.fits"), "-o", str(out),
+                                      "--overwrite", "--no-progress-bar", "--workers", "0"])
+    assert result.exit_code == 1 and "1 file(s) failed" in result.output and len(Table.read(out)) == 2
+
+
+def test_two_processes_give_the_catalogue_of_one(lens_files, tmp_path):
+    paths, _ = lens_files
+    one, two = tmp_path / "one.ecsv", tmp_path / "two.ecsv"
+    args = [*map(str, paths), "--center", "99.5,89.5", "--no-progress-bar", "--workers", "0"]
+    base = [sys.executable, "-m", "lensnet.cli", "predict"]
+    for out, extra in ((one, []), (two, ["--devices", "2"])):
+        proc = subprocess.run([*base, *args, "-o", str(out), *extra], capture_output=True, text=True, timeout=240,
+                              cwd=tmp_path, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = Table.read(one), Table.read(two)
+    assert list(a["file"]) == list(b["file"])
+    for name in (*PARAM_NAMES, "ra", "dec"):
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
+    assert not list(tmp_path.glob("*.part*.json"))
