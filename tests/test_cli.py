@@ -12,8 +12,8 @@ from lensnet.cli import cli, main
 def test_help_lists_every_stage_and_no_stub():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    commands = result.output.split("Commands:")[1]
-    listed = [line.split()[0] for line in commands.strip().splitlines() if line.startswith("  ") and line.split()]
+    commands = result.output.split("Commands:")[1] + "\n"
+    listed = [line.split()[0] for line in commands.splitlines() if line.startswith("  ") and line.split()]
     assert set(listed) <= {"simulate", "train", "export", "models", "evaluate", "combine", "predict", "deblend", "demo"}
     for stage in ("simulate", "train", "export", "models", "evaluate", "combine", "predict", "demo"):
         assert stage in listed
