@@ -9,7 +9,7 @@ import pytest
 #: Each layer imports only the ones before it (README, Layout).
 LAYERS = [
     ["errors", "conventions", "configfile", "io", "metrics", "device", "plotting"],
-    ["lensing", "sources", "observe", "preprocess"],
+    ["lensing", "sources", "observe", "preprocess", "deblend"],
     ["simulate", "networks"],
     ["inference"],
     ["training"],

@@ -277,6 +277,23 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
     return a, b
 
 
+def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, overwrite: bool) -> str:
+    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits."""
+    from pathlib import Path
+
+    from lensnet.deblend.files import deblend_fits, write_deblended
+
+    if len(inputs) != 1 or not Path(inputs[0]).is_file():
+        raise click.UsageError("--deblend takes one input FITS file (the first band)")
+    sersic = deblend_with == "sersic"
+    deblended = deblend_fits(inputs[0], None if sersic else deblend_with, method="sersic" if sersic else "ica",
+                             hdu=int(hdu) if hdu.isdigit() else hdu, pixel_scale=pixel_scale)
+    stem = Path(output).with_suffix("")
+    arcs, figure = write_deblended(deblended, f"{stem}_arcs.fits", f"{stem}_arcs.png", overwrite=overwrite)
+    click.echo(f"{deblended.summary}; wrote {arcs} and {figure}")
+    return str(arcs)
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default="lensnet_catalog.ecsv", show_default=True,
@@ -291,6 +308,8 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
               help="FITS image, non-zero where pixels must be ignored.")
 @click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy).")
 @click.option("--symmetrize", is_flag=True, help="Average over the 8 rotations and reflections (8x the compute).")
+@click.option("--deblend", "deblend_with", metavar="BAND2|sersic",
+              help="Remove the lens light first: ICA with this second band's FITS file, or 'sersic' (one input).")
 @click.option("--lenstronomy", "lenstronomy_json", type=click.Path(dir_okay=False),
               help="Also write each lens as lenstronomy kwargs_lens (JSON).")
 @click.option("--batch-size", default=64, show_default=True, help="Images per forward pass.")
@@ -301,7 +320,7 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
-            lenstronomy_json, batch_size, workers, devices, num_nodes, device, overwrite, no_progress_bar):
+            deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
 
@@ -316,6 +335,9 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
         check_writable(target)
         if Path(target).exists() and not overwrite:
             raise click.UsageError(f"{target} exists; pass --overwrite to replace it")
+    if deblend_with:
+        inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite)]
+        hdu = "0"
     options = dict(hdu=int(hdu) if hdu.lstrip("-").isdigit() else hdu, pixel_scale=pixel_scale,
                    center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
                    cosmic_rays=cosmic_rays)
@@ -342,6 +364,31 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
     click.echo(f"wrote {output}: {len(table) - len(failed)} lens(es) estimated, {len(failed)} file(s) failed")
     if failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("band1", type=click.Path(exists=True, dir_okay=False))
+@click.argument("band2", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("-o", "--output", default="lensnet_arcs.fits", show_default=True,
+              help="FITS file: arcs (primary, the input's header and WCS), LENS and MASK extensions.")
+@click.option("--method", type=click.Choice(["ica", "sersic"]), default=None,
+              help="ica: two bands (the paper's); sersic: fit and subtract a Sérsic lens light [ica with two bands].")
+@click.option("--hdu", default="0", show_default=True, help="HDU of the image in each file.")
+@click.option("--psf1", type=click.Path(exists=True, dir_okay=False), help="PSF of BAND1 [its PSF HDU, if any].")
+@click.option("--psf2", type=click.Path(exists=True, dir_okay=False), help="PSF of BAND2 [its PSF HDU, if any].")
+@click.option("--pixel-scale", type=float, help="arcsec/pixel [from the WCS, else PIXSCALE].")
+@click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the inputs, the separated images and the arcs.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+def deblend(band1, band2, output, method, hdu, psf1, psf2, pixel_scale, figure, overwrite):
+    """Remove the lens light: ICA of two filters (BAND1 BAND2), or a Sérsic fit to one band."""
+    from lensnet.deblend.files import deblend_fits, write_deblended
+
+    method = method or ("ica" if band2 else "sersic")
+    deblended = deblend_fits(band1, band2, method=method, hdu=int(hdu) if hdu.isdigit() else hdu, psf1=psf1,
+                             psf2=psf2, pixel_scale=pixel_scale)
+    click.echo(deblended.summary)
+    for path in write_deblended(deblended, output, figure, overwrite=overwrite):
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

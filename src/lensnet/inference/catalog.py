@@ -104,6 +104,8 @@ class FitsInputs(Dataset):
             wcs = celestial_wcs(header)
             scale = self.pixel_scale or header_pixel_scale(header, where)
             mask = None if self.mask is None else read_fits_image(self.mask, 0)[0] != 0
+            own = _mask_hdu(path)  # a deblended file's MASK
+            mask = own if mask is None else (mask if own is None else mask | own)
             sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
             prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
                                      cosmic_rays=self.cosmic_rays, seed=i, where=where)
@@ -113,6 +115,14 @@ class FitsInputs(Dataset):
         info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
                     noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), sky=sky, error="")
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
+
+
+def _mask_hdu(path: Path):
+    """The ``MASK`` HDU of a file (non-zero: masked), as ``lensnet deblend`` writes it, or None."""
+    try:
+        return read_fits_image(path, "MASK")[0] != 0
+    except LensnetError:
+        return None
 
 
 def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | None = 0,
@@ -137,7 +147,8 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     sky_center : (float, float), optional
         Cutout centre (RA, Dec) in degrees instead; needs a celestial WCS.
     mask : str or Path, optional
-        FITS image, non-zero where pixels must be ignored, of the inputs' shape.
+        FITS image, non-zero where pixels must be ignored, of the inputs' shape; a file's own ``MASK`` HDU
+        (as ``lensnet deblend`` writes) is applied too.
     cosmic_rays : bool
         Mask cosmic rays with L.A.Cosmic [False].
     batch_size : int

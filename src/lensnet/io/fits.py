@@ -30,6 +30,7 @@ __all__ = [
     "read_image",
     "read_image_hdu",
     "read_image_hdus",
+    "write_hdulist",
     "pixel_scale_from_header",
     "write_image",
     "write_table",
@@ -207,7 +208,7 @@ def write_image(path: str | os.PathLike, array, header_cards: dict | None = None
         raise LensnetShapeError("array", data.shape, "(H, W) or (N, H, W)")
     hdu = fits.PrimaryHDU(data)
     _add_cards(hdu.header, header_cards)
-    return _write_hdus(Path(path), fits.HDUList([hdu]), overwrite)
+    return write_hdulist(Path(path), fits.HDUList([hdu]), overwrite)
 
 
 def write_table(path: str | os.PathLike, table: Table, header_cards: dict | None = None,
@@ -243,7 +244,7 @@ def write_table(path: str | os.PathLike, table: Table, header_cards: dict | None
         raise LensnetValueError(f"table must be an astropy.table.Table, got {type(table).__name__}")
     hdu = fits.table_to_hdu(table)
     _add_cards(hdu.header, header_cards)
-    return _write_hdus(Path(path), fits.HDUList([fits.PrimaryHDU(), hdu]), overwrite)
+    return write_hdulist(Path(path), fits.HDUList([fits.PrimaryHDU(), hdu]), overwrite)
 
 
 def provenance_cards() -> dict[str, tuple[str, str]]:
@@ -300,7 +301,9 @@ def _add_cards(header: fits.Header, cards: dict | None) -> None:
             raise LensnetValueError(f"header card {key!r} = {value!r} cannot be written to FITS: {exc}") from exc
 
 
-def _write_hdus(path: Path, hdul: fits.HDUList, overwrite: bool) -> Path:
+def write_hdulist(path: str | os.PathLike, hdul: fits.HDUList, overwrite: bool = False) -> Path:
+    """Write an HDU list to a new FITS file, atomically (``overwrite`` to replace one)."""
+    path = Path(path)
     with atomic_output(path, overwrite) as tmp:
         try:
             hdul.writeto(tmp, output_verify="exception")

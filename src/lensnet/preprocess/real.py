@@ -10,7 +10,8 @@ image has its own pixel scale, size and centre, a sky background, noise, bad pix
    (:func:`astropy.stats.sigma_clipped_stats`) of the valid pixels away from the centre, where the lens is;
    the background subtracted;
 3. **masks**: NaN or infinite pixels, a user mask, and optionally cosmic rays found by L.A.Cosmic
-   (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained;
+   (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained; invalid
+   pixels connected to the image's edge count as outside the image instead (step 5);
 4. **resampling** to the model's pixel scale, flux-conserving: exact overlap areas
    (:func:`reproject.reproject_exact`) on two tangent-plane grids sharing the image's axes, times the
    ratio of pixel areas; skipped when the scales agree to 1e-6;
@@ -36,6 +37,7 @@ from astropy.stats import sigma_clipped_stats
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from reproject import reproject_exact
+from scipy.ndimage import label
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.io.fits import pixel_scale_from_header, read_image_hdu
@@ -204,7 +206,12 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
         cutout = Cutout2D(filled, (cx, cy), (side, side), mode="partial", fill_value=np.nan, copy=True)
     except NoOverlapError:
         raise LensnetValueError(f"{where}: the cutout around ({cx:.1f}, {cy:.1f}) does not overlap the image") from None
-    inside = Cutout2D(np.ones_like(data), (cx, cy), (side, side), mode="partial", fill_value=0.0).data > 0
+    # Invalid pixels connected to the image's edge (the zeroed corners of a circular cutout, say) lie outside
+    # the data: they are padded with noise like the field beyond the image. Invalid pixels inside are masked.
+    labels, _ = label(bad)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    beyond = np.isin(labels, edge[edge > 0])
+    inside = Cutout2D(np.where(beyond, 0.0, 1.0), (cx, cy), (side, side), mode="partial", fill_value=0.0).data > 0
     valid = np.isfinite(cutout.data)
     if cosmic_rays:
         valid &= ~_cosmic_rays(cutout.data, valid)

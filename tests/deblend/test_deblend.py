@@ -1,0 +1,86 @@
+"""Deblending: ICA separates two components of known mixing; the Sérsic fit recovers a Sérsic lens light."""
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.wcs import WCS
+from click.testing import CliRunner
+
+from lensnet.cli import cli
+from lensnet.deblend import fit_lens_light, ica_deblend
+from lensnet.errors import LensnetShapeError, LensnetValueError
+from lensnet.sources.sersic import sersic_profile
+
+N, SCALE = 96, 0.04
+
+
+def _grid():
+    t = (np.arange(N) - (N - 1) / 2) * SCALE
+    return np.meshgrid(t, t)
+
+
+def _lens_and_arc():
+    x, y = _grid()
+    lens = np.exp(-np.hypot(x, y / 0.8) / 0.25)  # red, concentrated
+    r, angle = np.hypot(x, y), np.arctan2(y, x)
+    arc = np.exp(-((r - 1.1) ** 2) / (2 * 0.05**2)) * np.exp(-((angle - 0.5) ** 2) / (2 * 0.6**2))  # blue ring arc
+    return lens, arc
+
+
+def test_ica_separates_two_components_of_known_mixing():
+    lens, arc = _lens_and_arc()
+    rng = np.random.default_rng(0)
+    mixing = np.array([[0.4, 1.0], [1.0, 0.3]])  # band 1: blue (arc-bright); band 2: red (lens-bright)
+    bands = [mixing[k, 0] * lens + mixing[k, 1] * arc + rng.normal(0, 0.002, lens.shape) for k in range(2)]
+    result = ica_deblend(*bands, SCALE, mask_cosmic_rays=False)
+    assert result.band == 0 and result.concentration[1] > result.concentration[0]
+    outside = ~result.mask
+    # The arcs, in band 1's units, are A_11 * arc to 3% of the arc's peak; the lens light left in them is small.
+    err = np.abs(result.arcs - mixing[0, 1] * arc)[outside].max()
+    assert err < 0.03 * mixing[0, 1] * arc.max(), err
+    residual_lens = np.corrcoef(result.arcs[outside], lens[outside])[0, 1]
+    assert abs(residual_lens) < 0.05
+
+
+def test_ica_input_errors_are_named():
+    lens, arc = _lens_and_arc()
+    with pytest.raises(LensnetShapeError, match="band2"):
+        ica_deblend(lens, arc[:10], SCALE)
+    with pytest.raises(LensnetValueError, match="both bands"):
+        ica_deblend(lens, arc, SCALE, psf1=np.ones((3, 3)))
+
+
+def test_sersic_fit_recovers_a_sersic_lens_light_under_a_psf():
+    x, y = _grid()
+    params = dict(amplitude=2.0, R_sersic=0.6, n_sersic=3.0, e1=0.1, e2=-0.15, center_x=0.05, center_y=-0.03)
+    light = sersic_profile(torch.tensor(x), torch.tensor(y), *(torch.tensor([v]) for v in params.values()))[0].numpy()
+    psf = np.outer(*(2 * [np.exp(-0.5 * (np.arange(7) - 3) ** 2 / 1.2**2)]))
+    from scipy.signal import fftconvolve
+
+    image = fftconvolve(light, psf / psf.sum(), mode="same") + 0.1
+    fit = fit_lens_light(image, SCALE, noise=0.001, psf=psf, rounds=1)
+    for name, value in params.items():
+        assert fit.params[name] == pytest.approx(value, rel=0.02, abs=0.005), name
+    assert fit.params["sky"] == pytest.approx(0.1, abs=1e-3) and np.abs(fit.arcs).max() < 0.01 * light.max()
+
+
+def test_cli_deblend_keeps_the_header_and_writes_the_figure(tmp_path):
+    lens, arc = _lens_and_arc()
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [35.0, -8.5], [48.5, 48.5]
+    w.wcs.cd = [[-SCALE / 3600, 0], [0, SCALE / 3600]]
+    rng = np.random.default_rng(1)
+    for k, (a, b) in enumerate(((0.4, 1.0), (1.0, 0.3))):
+        fits.PrimaryHDU((a * lens + b * arc + rng.normal(0, 0.002, lens.shape)).astype(np.float32),
+                        header=w.to_header()).writeto(tmp_path / f"b{k}.fits")
+    out, fig = tmp_path / "arcs.fits", tmp_path / "arcs.png"
+    result = CliRunner().invoke(cli, ["deblend", str(tmp_path / "b0.fits"), str(tmp_path / "b1.fits"), "-o", str(out),
+                                      "--figure", str(fig)])
+    assert result.exit_code == 0, result.output
+    with fits.open(out) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "LENS", "MASK"] and hdul[0].header["CRVAL1"] == 35.0
+        assert hdul[0].header["DEBLEND"] == "ica" and hdul["MASK"].data.any()
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+    single = CliRunner().invoke(cli, ["deblend", str(tmp_path / "b1.fits"), "-o", str(tmp_path / "s.fits")])
+    assert single.exit_code == 0 and "Sérsic lens light" in single.output
