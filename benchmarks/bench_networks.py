@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lensnet.networks import create_model, list_models, split_mean_logvar
+from lensnet.networks import create_model, list_models
 
 __all__ = ["benchmark_model", "hardware_name", "main"]
 
@@ -55,7 +55,8 @@ def _sync(device: torch.device) -> None:
 
 def _loss(model, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if model.predicts_variance:
-        mean, log_var = split_mean_logvar(output)
+        k = target.shape[1]
+        mean, log_var = output[:, :k], output[:, k:]  # K means, then K log-variances
         return F.gaussian_nll_loss(mean, target, log_var.exp())
     return F.mse_loss(output, target)
 

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 import lensnet.demo
-import lensnet.inference
+import lensnet.inference.pretrained
 from lensnet.cli import cli
 from lensnet.inference import DEFAULT_PRETRAINED
 from lensnet.training.export import export_model
@@ -49,7 +49,7 @@ def shipped_tiny_model(tmp_path, monkeypatch, write_tiny_checkpoint):
     folder = tmp_path / "weights"
     ckpt = write_tiny_checkpoint(tmp_path / "last.ckpt", preset="paper")
     export_model(ckpt, folder, name=DEFAULT_PRETRAINED)
-    monkeypatch.setattr(lensnet.inference, "weights_directory", lambda: folder)
+    monkeypatch.setattr(lensnet.inference.pretrained, "weights_directory", lambda: folder)
     return folder
 
 
@@ -59,4 +59,7 @@ def test_demo_estimates_test_lenses_with_shipped_weights(tmp_path, shipped_tiny_
     assert result.exit_code == 0, result.output
     assert "estimate +- 1sig" in result.output and "68% errors over the 8 lenses" in result.output
     assert "paper: combined" in result.output and "prior mean (baseline)" in result.output
+    for lens in ("SL2S J0219-0829", "SDSS J2303+1422"):  # the real chain on the built-in example lenses
+        assert lens in result.output
+    assert (tmp_path / "demo_sl2sj0219-0829.png").is_file() and (tmp_path / "demo_sdssj2303+1422_arcs.fits").is_file()
     assert (tmp_path / "demo_estimates.png").read_bytes()[:8] == PNG

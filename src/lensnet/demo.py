@@ -11,12 +11,17 @@ demo then does the main job: it simulates :data:`DEMO_TEST_LENSES` test lenses w
 observational effect and source galaxies held out of training, estimates their parameters with the
 shipped model, prints true and estimated values with 1-sigma uncertainties and the 68% errors beside
 the paper's, and writes an estimate-against-truth figure next to the panels
-(``<output>_estimates.png``). Runs in seconds on a CPU.
+(``<output>_estimates.png``). Then it measures the two real HST lenses that ship as example data
+(:data:`REAL_LENSES`, ``lensnet/examples/``): lens light removed by ICA of two filters (SL2S
+J0219-0829) or a Sérsic fit (SDSS J2303+1422), the arcs estimated, beside the published models, with
+the deblending figures (``<output>_<lens>.png``). Runs in about a minute on a CPU.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -24,9 +29,11 @@ import torch
 from matplotlib.colors import PowerNorm
 
 from lensnet.conventions import PARAM_NAMES
+from lensnet.deblend.files import deblend_fits, write_deblended
 from lensnet.errors import LensnetRangeError
 from lensnet.evaluate import evaluate_predictor, model_simulation_config
 from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained, training_images
+from lensnet.inference.catalog import predict_fits
 from lensnet.io.atomic import check_writable
 from lensnet.lensing import PixelGrid, sie_caustic, sie_critical_curve, sie_cut
 from lensnet.metrics import format_beside_table1
@@ -36,7 +43,8 @@ from lensnet.simulate.placement import REGION_CUT, AcceptedLenses, draw_accepted
 from lensnet.simulate.prior import LensPrior
 from lensnet.sources.sersic import Sersic, draw_sersic_sources
 
-__all__ = ["run_demo", "plot_lenses", "parameter_table", "estimate_test_lenses", "estimate_table"]
+__all__ = ["REAL_LENSES", "RealLens", "run_demo", "plot_lenses", "parameter_table", "estimate_test_lenses",
+           "estimate_table", "measure_real_lenses"]
 
 #: Grid and supersampling of the paper (Hezaveh et al. 2017, Methods).
 DEMO_GRID = PixelGrid(n_pix=192, pixel_scale=0.04)
@@ -45,6 +53,30 @@ _REGION_NAMES = ("caustic", "cut")
 #: Test lenses the shipped model estimates, and how many of them the demo prints.
 DEMO_TEST_LENSES = 64
 DEMO_SHOWN = 6
+EXAMPLES = Path(str(importlib.resources.files("lensnet") / "examples"))
+
+
+@dataclass(frozen=True)
+class RealLens:
+    """A real lens of the example data: its files, how its lens light is removed, its published model."""
+
+    name: str
+    slug: str
+    band1: str
+    band2: str | None
+    mask: str | None
+    theta_E: float
+    q: float
+    reference: str
+
+
+#: The example lenses (``lensnet/examples/README.md``) and their published models.
+REAL_LENSES = (
+    RealLens("SL2S J0219-0829", "sl2sj0219-0829", "sl2sj0219-0829_F475X.fits", "sl2sj0219-0829_F600LP.fits",
+             "sl2sj0219-0829_neighbours.fits", 1.285, 0.72, "power-law ellipsoid, Tan et al. 2024"),
+    RealLens("SDSS J2303+1422", "sdssj2303+1422", "sdssj2303+1422.fits", None, None, 1.62, 0.61,
+             "SIE, Bolton et al. 2008"),
+)
 
 
 def run_demo(num: int = 6, seed: int = 0, output: str | Path = "lensnet_demo.png") -> Path:
@@ -86,6 +118,8 @@ def run_demo(num: int = 6, seed: int = 0, output: str | Path = "lensnet_demo.png
     if list_pretrained():
         click.echo("")
         estimate_test_lenses(DEMO_TEST_LENSES, seed, path.with_name(f"{path.stem}_estimates.png"))
+        click.echo("")
+        measure_real_lenses(path.with_suffix(""))
     else:
         click.echo("No trained weights are installed (lensnet/weights/ holds none), so the demo stops before "
                    "estimating parameters; evaluate a training checkpoint with `lensnet evaluate --checkpoint`.")
@@ -136,6 +170,31 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
                           title=f"lensnet: {name} on {num} simulated test lenses (seed {seed})")
     click.echo(f"Wrote {path}")
     return path
+
+
+def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> list[dict]:
+    """Remove the lens light of the example lenses, estimate them with a shipped model and print them beside
+    the published models; writes ``<stem>_<lens>_arcs.fits`` and the deblending figure ``<stem>_<lens>.png``.
+
+    Returns the catalogue row of each lens (a dict).
+    """
+    predictor = load_pretrained(name)
+    click.echo("Two real HST lenses (lensnet/examples/), lens light removed, then estimated by the shipped model:")
+    rows = []
+    for lens in REAL_LENSES:
+        deblended = deblend_fits(EXAMPLES / lens.band1, None if lens.band2 is None else EXAMPLES / lens.band2,
+                                 method="sersic" if lens.band2 is None else "ica")
+        arcs, figure = write_deblended(deblended, f"{stem}_{lens.slug}_arcs.fits", f"{stem}_{lens.slug}.png",
+                                       overwrite=True)
+        row = dict(zip((table := predict_fits(predictor, [arcs], mask=None if lens.mask is None else EXAMPLES / lens.mask,
+                                              progress=False)).colnames, table[0]))
+        rows.append(row)
+        click.echo(f"  {lens.name}: {deblended.summary}")
+        click.echo(f"    theta_E = {row['theta_E']:.2f} +- {row['theta_E_sigma']:.2f}\" (published {lens.theta_E}\"), "
+                   f"q = {row['q']:.2f} (published {lens.q}, {lens.reference}); centre ({row['center_x']:+.2f}, "
+                   f"{row['center_y']:+.2f}) +- ({row['center_x_sigma']:.2f}, {row['center_y_sigma']:.2f})\"")
+        click.echo(f"    wrote {arcs} and {figure}")
+    return rows
 
 
 def estimate_table(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, rows: int = DEMO_SHOWN) -> str:

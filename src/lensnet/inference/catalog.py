@@ -102,7 +102,7 @@ class FitsInputs(Dataset):
         try:
             data, header, where = read_fits_image(path, self.hdu)
             wcs = celestial_wcs(header)
-            scale = self.pixel_scale or header_pixel_scale(header, where)
+            scale = self.pixel_scale or header_pixel_scale(header, where, wcs)
             mask = None if self.mask is None else read_fits_image(self.mask, 0)[0] != 0
             own = _mask_hdu(path)  # a deblended file's MASK
             mask = own if mask is None else (mask if own is None else mask | own)

@@ -12,9 +12,9 @@ image has its own pixel scale, size and centre, a sky background, noise, bad pix
 3. **masks**: NaN or infinite pixels, a user mask, and optionally cosmic rays found by L.A.Cosmic
    (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained; invalid
    pixels connected to the image's edge count as outside the image instead (step 5);
-4. **resampling** to the model's pixel scale, flux-conserving: exact overlap areas
-   (:func:`reproject.reproject_exact`) on two tangent-plane grids sharing the image's axes, times the
-   ratio of pixel areas; skipped when the scales agree to 1e-6;
+4. **resampling** to the model's pixel scale, flux-conserving: the anti-aliased adaptive resampling of
+   DeForest (2004) (:func:`reproject.reproject_adaptive` with ``conserve_flux``) between two tangent-plane
+   grids sharing the image's axes; skipped when the scales agree to 1e-6 and the centre is on a pixel;
 5. **padding**: where the field extends past the image, pixels are filled with Gaussian noise of the
    measured rms (seeded, reproducible), so the network sees the noise it was trained on.
 
@@ -36,7 +36,7 @@ from astropy.nddata import Cutout2D, NoOverlapError
 from astropy.stats import sigma_clipped_stats
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
-from reproject import reproject_exact
+from reproject import reproject_adaptive
 from scipy.ndimage import label
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
@@ -127,15 +127,16 @@ def celestial_wcs(header: fits.Header) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def header_pixel_scale(header: fits.Header, where: str) -> float:
-    """arcsec/pixel from the celestial WCS (``proj_plane_pixel_scales``), else a pixel-scale keyword.
+def header_pixel_scale(header: fits.Header, where: str, wcs: WCS | None = None) -> float:
+    """arcsec/pixel from the celestial WCS (``proj_plane_pixel_scales``; ``wcs`` if already built), else a
+    pixel-scale keyword.
 
     Raises
     ------
     LensnetIOError
         If the header says nothing about the pixel scale (the message names the keywords looked for).
     """
-    wcs = celestial_wcs(header)
+    wcs = wcs if wcs is not None else celestial_wcs(header)
     if wcs is not None:
         scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0
         if abs(scales[0] - scales[1]) > 0.01 * scales.mean():
@@ -243,14 +244,18 @@ def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
         sl = (slice(lo, lo + n), slice(lo, lo + n))
         return image[sl], bad[sl], outside[sl]
     out_wcs = _tangent_plane(n, grid.pixel_scale, ((n + 1) / 2, (n + 1) / 2))
+    area = (grid.pixel_scale / pixel_scale) ** 2  # input pixels per output pixel: a full one resamples to this
     # The input grid, shifted so that the requested centre lands on the output's centre.
     in_wcs = _tangent_plane(side, pixel_scale, ((side + 1) / 2 + offset[0], (side + 1) / 2 + offset[1]))
-    stack = np.stack([image, bad.astype(float), outside.astype(float)])
-    resampled = np.stack([reproject_exact((layer, in_wcs), out_wcs, shape_out=(n, n), return_footprint=False)
-                          for layer in stack])
-    resampled = np.nan_to_num(resampled, nan=0.0)
-    flux = resampled[0] * (grid.pixel_scale / pixel_scale) ** 2  # surface brightness to flux per pixel
-    return flux, resampled[1] > 0.5, resampled[2] > 0.5
+    def resample(layer: np.ndarray) -> np.ndarray:
+        out = reproject_adaptive((layer, in_wcs), out_wcs, shape_out=(n, n), conserve_flux=True,
+                                 return_footprint=False, boundary_mode="constant", boundary_fill_value=0.0)
+        return np.nan_to_num(out, nan=0.0)
+
+    # The masks are resampled only when they mark something (most images have neither).
+    masked = resample(bad.astype(float)) > 0.25 * area if bad.any() else np.zeros((n, n), bool)
+    beyond = resample(outside.astype(float)) > 0.5 * area if outside.any() else np.zeros((n, n), bool)
+    return resample(image), masked, beyond
 
 
 def _tangent_plane(n: int, scale_arcsec: float, crpix: tuple[float, float]) -> WCS:
