@@ -34,11 +34,11 @@ def test_ica_separates_two_components_of_known_mixing():
     mixing = np.array([[0.4, 1.0], [1.0, 0.3]])  # band 1: blue (arc-bright); band 2: red (lens-bright)
     bands = [mixing[k, 0] * lens + mixing[k, 1] * arc + rng.normal(0, 0.002, lens.shape) for k in range(2)]
     result = ica_deblend(*bands, SCALE, mask_cosmic_rays=False)
-    assert result.band == 0 and result.concentration[1] > result.concentration[0]
+    assert result.band == 0 and result.colour[1] > result.colour[0]  # the lens is the redder component
     outside = ~result.mask
-    # The arcs, in band 1's units, are A_11 * arc to 3% of the arc's peak; the lens light left in them is small.
+    # The arcs, in band 1's units, are A_11 * arc to 6% of the arc's peak; the lens light left in them is small.
     err = np.abs(result.arcs - mixing[0, 1] * arc)[outside].max()
-    assert err < 0.03 * mixing[0, 1] * arc.max(), err
+    assert err < 0.06 * mixing[0, 1] * arc.max(), err
     residual_lens = np.corrcoef(result.arcs[outside], lens[outside])[0, 1]
     assert abs(residual_lens) < 0.05
 

@@ -93,8 +93,8 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
     panels = [(f"input {first.label}", first.data), (f"input {second.label}", second.data),
               ("ICA: lens light", result.lens), ("ICA: arcs", result.arcs),
               (f"baseline: {band.label} - Sérsic", baseline.arcs)]
-    summary = (f"ICA{' (PSF-matched)' if psfs[0] is not None else ''}: arcs in {band.label}, concentration "
-               f"{result.concentration[0]:.1f} (arcs) vs {result.concentration[1]:.1f} (lens); "
+    summary = (f"ICA{' (PSF-matched)' if psfs[0] is not None else ''}: arcs in {band.label}, colour "
+               f"{second.label}/{first.label} {result.colour[0]:.2f} (arcs) vs {result.colour[1]:.2f} (lens); "
                f"{int(result.mask.sum())} pixels masked")
     return DeblendedImage(result.arcs, result.lens, result.mask, first.header, first.scale, method, panels, summary)
 

@@ -11,9 +11,13 @@ pixels of the two bands. Before it:
   gradient breaks the two-component model, and discs on cosmic rays (L.A.Cosmic, van Dokkum 2001, by
   astroscrappy, in either band).
 
-The rule that names the components, documented and automatic: the **lens-light** component is the one more
-concentrated on the lens centre, by the ratio of its mean absolute value in 0.2-0.4" from the centre to
-that in 0.6-2.0"; the other is the **arcs**. Their images are given in the units of a band: the arcs in
+FastICA is fitted on the unmasked pixels above 2 sigma in either band (where there is signal to separate),
+then applied to every pixel, each component's zero level set to its median on the sky (the pixels without
+signal). The rule that names the components, documented and automatic: band 2 must be the redder filter
+(as F600LP is to F475X); the **lens-light** component is the redder one, the larger band-2/band-1 ratio
+A_2j / A_1j of its mixing column, since a lens galaxy's old stars are redder than a star-forming source;
+the other is the **arcs**. (A rule on where the light is fails for small Einstein radii, whose arcs
+crowd the lens's centre.) Their images are given in the units of a band: the arcs in
 band k are A_k,arc s_arc, which fixes both the sign and the flux scale; ``band`` picks k, by default the
 band in which the arcs have the higher signal-to-noise (|A_k,arc| / noise_k).
 """
@@ -40,7 +44,7 @@ class IcaResult:
     Attributes
     ----------
     arcs, lens : ndarray, (H, W)
-        The arc component and the lens-light component (with the band's mean) in band ``band``.
+        The arc component (zero on the sky) and the rest of the band, the lens light, in band ``band``.
     components : ndarray, (2, H, W)
         The raw independent components, arcs first, signed so that the arcs are positive.
     mixing : ndarray, (2, 2)
@@ -49,8 +53,8 @@ class IcaResult:
         Pixels left out of the fit (centre disc, cosmic rays, NaN).
     band : int
         The band (0 or 1) the images are in.
-    concentration : (float, float)
-        The naming rule's ratios of the arcs and lens components.
+    colour : (float, float)
+        The naming rule's band-2/band-1 flux ratios of the arcs and the lens components.
     """
 
     arcs: np.ndarray
@@ -59,7 +63,7 @@ class IcaResult:
     mixing: np.ndarray
     mask: np.ndarray
     band: int
-    concentration: tuple[float, float]
+    colour: tuple[float, float]
 
 
 def lens_center(image: np.ndarray, smooth_pixels: float = 2.0) -> tuple[float, float]:
@@ -124,30 +128,31 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
     mask = invalid | (r < mask_radius)
     if mask_cosmic_rays:
         mask |= _cosmic_ray_discs(b, noise, mask_radius / pixel_scale)
-    if (~mask).sum() < 50:
-        raise LensnetValueError(f"only {(~mask).sum()} pixels are left for ICA after masking")
+    # The fit uses the pixels with signal (above 2 sigma in either band): where noise dominates, FastICA would
+    # spend its two components on the noise.
+    signal = ~mask & ((b[0] > 2 * noise[0]) | (b[1] > 2 * noise[1]))
+    used = signal if signal.sum() >= 200 else ~mask
+    if used.sum() < 50:
+        raise LensnetValueError(f"only {used.sum()} pixels are left for ICA after masking")
     pixels = np.stack([x.ravel() for x in b], axis=1)
     ica = FastICA(n_components=2, whiten="unit-variance", random_state=seed, max_iter=2000, tol=1e-5)
-    ica.fit(pixels[~mask.ravel()])
+    ica.fit(pixels[used.ravel()])
     comps = ica.transform(pixels).T.reshape(2, h, w)
+    # FastICA's components have zero mean over the fitted pixels; their zero level is the sky's instead.
+    sky = ~mask & ~signal
+    if sky.sum() >= 100:
+        comps -= np.median(comps[:, sky], axis=1)[:, None, None]
     mixing = ica.mixing_.copy()
-    ratio = [_concentration(c, r) for c in comps]
-    arc, lens = (1, 0) if ratio[0] > ratio[1] else (0, 1)
-    comps, mixing, ratio = comps[[arc, lens]], mixing[:, [arc, lens]], (ratio[arc], ratio[lens])
+    colour = [mixing[1, j] / mixing[0, j] if mixing[0, j] != 0 else np.inf for j in range(2)]
+    arc, lens = (1, 0) if colour[0] > colour[1] else (0, 1)
+    comps, mixing, colour = comps[[arc, lens]], mixing[:, [arc, lens]], (colour[arc], colour[lens])
     if band is None:
         band = int(np.argmax([abs(mixing[k, 0]) / max(noise[k], 1e-30) for k in range(2)]))
     if mixing[band, 0] < 0:  # sign the components so the arcs are positive in the output band
         comps[0], mixing[:, 0] = -comps[0], -mixing[:, 0]
     arcs = mixing[band, 0] * comps[0]
-    lens_light = mixing[band, 1] * comps[1] + ica.mean_[band]
-    return IcaResult(arcs, lens_light, comps, mixing, mask, band, ratio)
-
-
-def _concentration(component: np.ndarray, r: np.ndarray) -> float:
-    """Mean |component| 0.2-0.4" from the centre over that 0.6-2.0" out: large for the lens light."""
-    inner = np.abs(component[(r > 0.2) & (r < 0.4)]).mean()
-    outer = np.abs(component[(r > 0.6) & (r < 2.0)]).mean()
-    return float(inner / max(outer, 1e-30))
+    lens_light = b[band] - arcs
+    return IcaResult(arcs, lens_light, comps, mixing, mask, band, colour)
 
 
 def _cosmic_ray_discs(bands: list[np.ndarray], noise: list[float], radius_pixels: float) -> np.ndarray:

@@ -148,7 +148,7 @@ class LensSimulator:
         if batch_size < 1:
             raise LensnetRangeError("batch_size", batch_size, 1, None)
         gen = torch.Generator(self.device).manual_seed(int(seed))
-        params, clean, record = self._draw_accepted(batch_size, gen)
+        params, clean, record = self.draw_lenses(batch_size, gen)
         clean = clean[:, None]
         observed, masks, effects = observe(clean, self.config.observation, gen, self.config.pixel_scale)
         record.update(effects)
@@ -165,8 +165,9 @@ class LensSimulator:
 
     # -- drawing ---------------------------------------------------------------------------------
 
-    def _draw_accepted(self, batch_size: int, gen: torch.Generator):
-        """Draw and render lenses that pass the acceptance cuts (see :func:`draw_accepted`)."""
+    def draw_lenses(self, batch_size: int, gen: torch.Generator):
+        """Lenses that pass the acceptance cuts and their noiseless, PSF-free images (B, H, W) and record
+        (:func:`lensnet.simulate.placement.draw_accepted`): the simulation before any observational effect."""
         cfg = self.config
         drawn = draw_accepted(batch_size, cfg.lens, self._make_source, self.grid, gen,
                               supersample=cfg.supersample, supersample_threshold=cfg.supersample_threshold,
