@@ -56,6 +56,14 @@ def test_a_simulated_lens_is_recovered_within_its_uncertainty(predictor, lens_fi
     assert 0 < row["q"] <= 1 and table["theta_E"].unit == "arcsec" and table.meta["model"] == DEFAULT_PRETRAINED
 
 
+def test_a_sky_centre_is_the_same_cutout_as_its_pixel(predictor, lens_files):
+    paths, _ = lens_files
+    by_pixel = predictor.predict_fits(paths[:1], center=(99.5, 89.5), progress=False)
+    by_sky = predictor.predict_fits(paths[:1], sky_center=(35.0, -8.5), progress=False)
+    for name in PARAM_NAMES:
+        assert by_sky[name][0] == pytest.approx(by_pixel[name][0], abs=1e-4)
+
+
 def test_bad_files_get_their_reason_and_the_others_land(predictor, lens_files, tmp_path):
     paths, _ = lens_files
     good = fits.getdata(paths[0])
