@@ -341,9 +341,9 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
     options = dict(hdu=int(hdu) if hdu.lstrip("-").isdigit() else hdu, pixel_scale=pixel_scale,
                    center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
                    cosmic_rays=cosmic_rays)
-    world = (int(devices) if devices.isdigit() else 2) * num_nodes
-    predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if world > 1 else device)
-    if world > 1:
+    distributed = devices != "1" or num_nodes > 1  # Lightning resolves 'auto' and counts
+    predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if distributed else device)
+    if distributed:
         from lensnet.training.predict import predict_fits_distributed
 
         table = predict_fits_distributed(predictor, inputs, output, devices=int(devices) if devices.isdigit() else devices,

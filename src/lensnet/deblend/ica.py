@@ -123,8 +123,8 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
     h, w = b[0].shape
     y, x = np.mgrid[:h, :w]
     r = np.hypot(x - cx, y - cy) * pixel_scale
-    noise = [sigma_clipped_stats(x[~invalid & (r > 1.0)] if (~invalid & (r > 1.0)).sum() > 100 else x[~invalid])[2]
-             for x in b]
+    outer = ~invalid & (r > 1.0)
+    noise = [sigma_clipped_stats(band_k[outer] if outer.sum() > 100 else band_k[~invalid])[2] for band_k in b]
     mask = invalid | (r < mask_radius)
     if mask_cosmic_rays:
         mask |= _cosmic_ray_discs(b, noise, mask_radius / pixel_scale)

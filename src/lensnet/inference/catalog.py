@@ -18,6 +18,7 @@ celestial WCS; how the input was prepared (``pixel_scale_in``, ``coverage``, ``b
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import math
@@ -111,9 +112,9 @@ class FitsInputs(Dataset):
                                      cosmic_rays=self.cosmic_rays, seed=i, where=where)
         except LensnetError as exc:
             return i, None, None, {**info, "error": str(exc)}
-        sky = None if prepared.wcs is None else (prepared.wcs, *prepared.center_pixel, prepared.pixel_scale_in)
         info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
-                    noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), sky=sky, error="")
+                    noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), error="",
+                    prepared=dataclasses.replace(prepared, image=None, mask=None))  # the arrays travel as tensors
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
 
 
@@ -204,12 +205,8 @@ def _row(index: int, info: dict, mean: list | None, std: list | None) -> dict:
         row.update({name: m, f"{name}_sigma": s, f"{name}_lo95": m - Z95 * s, f"{name}_hi95": m + Z95 * s})
     q, phi = e1e2_to_qphi(torch.tensor(row["e1"], dtype=torch.float64), torch.tensor(row["e2"], dtype=torch.float64))
     row.update(q=float(q), phi=math.degrees(float(phi)))
-    ra = dec = math.nan
-    if estimated and info.get("sky") is not None:
-        wcs, cx, cy, scale = info["sky"]
-        position = wcs.pixel_to_world(cx + row["center_x"] / scale, cy + row["center_y"] / scale)
-        ra, dec = float(position.ra.deg), float(position.dec.deg)
-    row.update(ra=ra, dec=dec)
+    sky = info["prepared"].sky_position(row["center_x"], row["center_y"]) if estimated else None
+    row.update(ra=sky[0] if sky else math.nan, dec=sky[1] if sky else math.nan)
     for key in ("pixel_scale_in", "coverage", "background", "noise_rms"):
         row[key] = info.get(key, math.nan)
     row["n_masked"] = info.get("n_masked", -1)
