@@ -13,7 +13,7 @@ image has its own pixel scale, size and centre, a sky background, noise, bad pix
    (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained; invalid
    pixels connected to the image's edge count as outside the image instead (step 5);
 4. **resampling** to the model's pixel scale, flux-conserving: the anti-aliased adaptive resampling of
-   DeForest (2004) (:func:`reproject.reproject_adaptive` with ``conserve_flux``) between two tangent-plane
+   DeForest (2004) (:func:`reproject.reproject_adaptive` with ``conserve_flux``) between two linear
    grids sharing the image's axes; skipped when the scales agree to 1e-6 and the centre is on a pixel;
 5. **padding**: where the field extends past the image, pixels are filled with Gaussian noise of the
    measured rms (seeded, reproducible), so the network sees the noise it was trained on.
@@ -118,6 +118,8 @@ def read_fits_image(path: str | Path, hdu: int | str | None = 0) -> tuple[np.nda
 
 def celestial_wcs(header: fits.Header) -> WCS | None:
     """The header's celestial WCS, or None when it has none."""
+    if not any(str(header.get(f"CTYPE{i}", "")).strip() for i in (1, 2)):
+        return None  # no WCS keywords: skip building one (milliseconds per file)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
@@ -209,9 +211,11 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
         raise LensnetValueError(f"{where}: the cutout around ({cx:.1f}, {cy:.1f}) does not overlap the image") from None
     # Invalid pixels connected to the image's edge (the zeroed corners of a circular cutout, say) lie outside
     # the data: they are padded with noise like the field beyond the image. Invalid pixels inside are masked.
-    labels, _ = label(bad)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    beyond = np.isin(labels, edge[edge > 0])
+    beyond = np.zeros(data.shape, bool)
+    if bad.any():
+        labels, _ = label(bad)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        beyond = np.isin(labels, edge[edge > 0])
     inside = Cutout2D(np.where(beyond, 0.0, 1.0), (cx, cy), (side, side), mode="partial", fill_value=0.0).data > 0
     valid = np.isfinite(cutout.data)
     if cosmic_rays:
@@ -229,7 +233,9 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
         raise LensnetValueError(
             f"{where}: the image covers only {coverage:.0%} of the model's {grid.n_pix * grid.pixel_scale:.2f}\" "
             f"field after resampling to {grid.pixel_scale}\"/pixel; at least {MIN_FIELD_COVERAGE:.0%} is needed")
-    rms_out = _clipped_std(image[~outside & ~masked]) if noise > 0 else 0.0
+    resampled = abs(pixel_scale / grid.pixel_scale - 1) >= 1e-6
+    # Resampling averages (and correlates) the noise: measure it again on the model's grid.
+    rms_out = (_clipped_std(image[~outside & ~masked]) if resampled else noise) if noise > 0 else 0.0
     pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
     image = np.where(outside, pad, np.where(masked, 0.0, image)).astype(np.float32)
     return PreparedImage(image, masked, float(background), float(noise), float(pixel_scale), (cx, cy), coverage,
@@ -259,11 +265,13 @@ def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
 
 
 def _tangent_plane(n: int, scale_arcsec: float, crpix: tuple[float, float]) -> WCS:
-    """A small tangent-plane grid with the image's axes: pixel (crpix) at (180°, 0°), square pixels."""
+    """A linear grid in arcsec offsets along the image's axes, pixel ``crpix`` (1-based) at 0: resampling
+    between two of them is pure rescaling and shifting, with none of a celestial frame's conversions."""
     w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [180.0, 0.0]
-    w.wcs.cdelt = [scale_arcsec / 3600.0, scale_arcsec / 3600.0]
+    w.wcs.ctype = ["OFFSET1", "OFFSET2"]
+    w.wcs.cunit = ["arcsec", "arcsec"]
+    w.wcs.crval = [0.0, 0.0]
+    w.wcs.cdelt = [scale_arcsec, scale_arcsec]
     w.wcs.crpix = list(crpix)
     w.array_shape = (n, n)
     return w
