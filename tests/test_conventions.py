@@ -48,15 +48,16 @@ def test_angle_is_defined_modulo_pi_and_round_lens_has_zero_ellipticity():
 
 
 def test_known_values():
-    """q = 0.5, phi = 0: e = 1/3 along x; phi = 45 deg: e2 = 1/3; paper eps = 1 - q = 0.5."""
+    """q = 0.5, phi = 0: e = 1/3 along x; phi = 45 deg: e2 = 1/3; paper eps = 0.5 along the minor axis."""
     q = torch.tensor([0.5, 0.5], dtype=torch.float64)
     phi = torch.tensor([0.0, math.pi / 4], dtype=torch.float64)
     e1, e2 = qphi_to_e1e2(q, phi)
     torch.testing.assert_close(e1, torch.tensor([1 / 3, 0.0], dtype=torch.float64), rtol=0, atol=1e-15)
     torch.testing.assert_close(e2, torch.tensor([0.0, 1 / 3], dtype=torch.float64), rtol=0, atol=1e-15)
-    eps_x, eps_y = e1e2_to_paper(e1, e2)
-    torch.testing.assert_close(eps_x, torch.tensor([0.5, 0.0], dtype=torch.float64), rtol=0, atol=1e-15)
-    torch.testing.assert_close(eps_y, torch.tensor([0.0, 0.5], dtype=torch.float64), rtol=0, atol=1e-15)
+    eps_x, eps_y = e1e2_to_paper(e1, e2)  # a = phi + 90 deg: 90 and 135 deg
+    half = 0.5 / math.sqrt(2)
+    torch.testing.assert_close(eps_x, torch.tensor([0.0, -half], dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(eps_y, torch.tensor([0.5, half], dtype=torch.float64), rtol=0, atol=1e-15)
 
 
 def test_qphi_e1e2_agree_with_lenstronomy_param_util():
@@ -83,13 +84,13 @@ def test_paper_e1e2_round_trips():
     torch.testing.assert_close(eps, torch.stack([eps_x, eps_y]), rtol=0, atol=1e-12)
 
 
-def test_paper_sign_ambiguity_is_a_right_angle_rotation():
-    """(eps_x, eps_y) and (-eps_x, -eps_y): same q, major axes 90 degrees apart, e -> -e."""
+def test_paper_sign_ambiguity_is_the_same_lens():
+    """(eps_x, eps_y) and (-eps_x, -eps_y): a and a + 180 deg point along the same minor axis."""
     eps_x = torch.tensor([0.3, -0.1], dtype=torch.float64)
     eps_y = torch.tensor([0.2, 0.5], dtype=torch.float64)
     e1, e2 = paper_to_e1e2(eps_x, eps_y)
     e1m, e2m = paper_to_e1e2(-eps_x, -eps_y)
-    torch.testing.assert_close(e1m, -e1), torch.testing.assert_close(e2m, -e2)
+    torch.testing.assert_close(e1m, e1, rtol=0, atol=1e-15), torch.testing.assert_close(e2m, e2, rtol=0, atol=1e-15)
 
 
 def _params(n=6, seed=3):

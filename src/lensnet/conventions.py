@@ -22,6 +22,8 @@ Written down once here and tested everywhere:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -71,19 +73,25 @@ def e1e2_to_qphi(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def e1e2_to_paper(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """lensnet ellipticity to the paper's (eps_x, eps_y) = (1 - q)(cos 2phi, sin 2phi)."""
+    """lensnet ellipticity to the paper's (eps_x, eps_y) = (1 - q)(cos a, sin a), a = phi + 90 degrees.
+
+    Hezaveh et al. (2017) and their released code point a along the lens's minor axis, drawn over a full
+    turn, so (eps_x, eps_y) and (-eps_x, -eps_y) are the same lens (their evaluation takes, per lens, the
+    sign nearer the truth: :func:`lensnet.metrics.paper_residuals`). An angle error moves eps by
+    (1 - q) times the error, half as much as it moves a (cos 2phi, sin 2phi) form.
+    """
     q, phi = e1e2_to_qphi(e1, e2)
-    return (1 - q) * torch.cos(2 * phi), (1 - q) * torch.sin(2 * phi)
+    a = phi + math.pi / 2
+    return (1 - q) * torch.cos(a), (1 - q) * torch.sin(a)
 
 
 def paper_to_e1e2(eps_x: torch.Tensor, eps_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's (eps_x, eps_y) = (1 - q)(cos a, sin a) to lensnet's (e1, e2), with phi = a / 2.
+    """The paper's (eps_x, eps_y) = (1 - q)(cos a, sin a) to lensnet's (e1, e2), with phi = a - 90 degrees.
 
-    The paper identifies (eps_x, eps_y) with (-eps_x, -eps_y); this function keeps the sign given.
+    Either sign of (eps_x, eps_y) gives the same (e1, e2): the lens is the same.
     """
     one_minus_q = torch.sqrt(eps_x**2 + eps_y**2)
-    q = 1 - one_minus_q
-    return qphi_to_e1e2(q, torch.atan2(eps_y, eps_x) / 2)
+    return qphi_to_e1e2(1 - one_minus_q, torch.atan2(eps_y, eps_x) - math.pi / 2)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
                f"on the {result.device.upper()}:")
     click.echo(estimate_table(result.truth, result.mean, result.std, DEMO_SHOWN))
     paper = result.metrics["paper"]
-    click.echo(f"\n68% errors over the {num} lenses (paper's convention: eps = (1-q)(cos 2phi, sin 2phi)), "
+    click.echo(f"\n68% errors over the {num} lenses (paper's convention: eps = (1-q)(cos a, sin a), a = phi + 90 deg), "
                "beside Table 1 of Hezaveh et al. 2017:")
     click.echo(format_beside_table1([(f"{name} (these lenses)", paper["err68"])], paper["prior_err68"]))
     cover = result.metrics["lensnet"]["cover68"]

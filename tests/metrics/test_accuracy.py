@@ -44,23 +44,37 @@ def test_to_paper_convention():
     e1, e2 = qphi_to_e1e2(torch.tensor([0.5]), torch.tensor([math.radians(30)]))
     params = torch.tensor([[1.2, e1.item(), e2.item(), 0.1, -0.2]])
     paper = to_paper_convention(params)
-    want = torch.tensor([[1.2, 0.5 * math.cos(math.radians(60)), 0.5 * math.sin(math.radians(60)), 0.1, -0.2]])
+    a = math.radians(30 + 90)  # the minor axis
+    want = torch.tensor([[1.2, 0.5 * math.cos(a), 0.5 * math.sin(a), 0.1, -0.2]])
     torch.testing.assert_close(paper, want, rtol=0, atol=1e-6)
 
 
-def test_paper_residuals_take_the_better_sign():
-    q = torch.tensor([0.6, 0.6], dtype=torch.float64)
-    phi = torch.tensor([0.3, 0.3], dtype=torch.float64)
+def _lenses(q, phi):
+    q, phi = torch.as_tensor(q, dtype=torch.float64), torch.as_tensor(phi, dtype=torch.float64)
     e1, e2 = qphi_to_e1e2(q, phi)
-    truth = torch.stack([torch.ones(2), e1, e2, torch.zeros(2), torch.zeros(2)], 1).double()
-    # Lens 0: estimated with the opposite sign of (eps_x, eps_y) (phi rotated by 90 degrees), lens 1 close to truth.
-    f1, f2 = qphi_to_e1e2(q, phi + torch.tensor([math.pi / 2, 0.01], dtype=torch.float64))
-    estimate = torch.stack([torch.ones(2), f1, f2, torch.zeros(2), torch.zeros(2)], 1)
+    one = torch.ones_like(q)
+    return torch.stack([one, e1, e2, 0 * one, 0 * one], 1)
+
+
+def test_a_pure_angle_error_moves_eps_by_one_minus_q_times_the_angle():
+    q, phi, delta = 0.6, 0.4, 0.01
+    res = paper_residuals(_lenses([q], [phi + delta]), _lenses([q], [phi]))
+    assert res[0, 1:3].norm().item() == pytest.approx((1 - q) * delta, rel=1e-4)  # half the 2phi form's 2(1-q)delta
+    assert res[0, 0] == 0 and res[0, 3:].abs().max() == 0
+
+
+def test_a_pure_axis_ratio_error_moves_eps_by_the_error():
+    res = paper_residuals(_lenses([0.55], [1.1]), _lenses([0.6], [1.1]))
+    assert res[0, 1:3].norm().item() == pytest.approx(0.05, rel=1e-9)
+
+
+def test_paper_residuals_take_the_better_sign():
+    """phi = 89.9 and -89.9 degrees are nearly the same lens, but their eps have opposite signs."""
+    truth, estimate = _lenses([0.6], [math.radians(89.9)]), _lenses([0.6], [math.radians(-89.9)])
     res = paper_residuals(estimate, truth)
-    torch.testing.assert_close(res[0], torch.zeros(5, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert res[0, 1:3].norm().item() == pytest.approx(0.4 * math.radians(0.2), rel=1e-6)
     direct = to_paper_convention(estimate) - to_paper_convention(truth)
-    torch.testing.assert_close(res[1], direct[1])
-    assert direct[0, 1:3].abs().max() > 0.5  # without the sign choice lens 0 would be far off
+    assert direct[0, 1:3].norm().item() > 0.79  # without the sign choice: 2 (1 - q)
 
 
 def test_metrics_reject_bad_shapes():

@@ -7,11 +7,12 @@ same function the training module logs), everywhere. :func:`error68_abs`, the 68
 |residual|, is the half-width of the narrowest interval centred on zero holding 68% of them; the two
 agree for unbiased, symmetric residuals and differ when the estimates are biased.
 
-The paper's ellipticity components are (eps_x, eps_y) = (1 - q)(cos 2phi, sin 2phi), with the sign
-ambiguous in its released code: its loss and its evaluation took, per lens, the better of the two
-signs of the true (eps_x, eps_y). :func:`paper_residuals` does the same (the sign minimising the
-squared distance of the two components together), so our numbers compare with Table 1; lensnet's
-own (e1, e2) have no such ambiguity, and the lensnet-convention residuals use no sign choice.
+The paper's ellipticity components are (eps_x, eps_y) = (1 - q)(cos a, sin a) with a = phi + 90 degrees,
+the minor axis's direction over a full turn (:func:`lensnet.conventions.e1e2_to_paper`), so that eps and
+-eps are the same lens: the released code's loss and evaluation took, per lens, the better of the two
+signs of the true (eps_x, eps_y). :func:`paper_residuals` does the same (the sign minimising the squared
+distance of the two components together), so our numbers compare with Table 1; lensnet's own (e1, e2)
+have no such ambiguity, and the lensnet-convention residuals use no sign choice.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def format_evaluation(result: dict, markdown: bool = False) -> str:
              f"galaxies, seed {ts['seed']}); inference "
              + (f"{speed:,.0f} lenses/s on {timing['device']}." if speed else f"on {timing['device']}."))
     title1 = ("68% errors, half-width of the central 68% interval of the residuals, in the paper's convention "
-              "(eps = (1-q)(cos 2phi, sin 2phi), better sign per lens) beside Table 1 of Hezaveh et al. 2017:")
+              "(eps = (1-q)(cos a, sin a), a = phi + 90 deg, better sign per lens) beside Table 1 of Hezaveh et al. 2017:")
     title2 = "Every metric in lensnet's convention (e1 + i e2 = (1-q)/(1+q) exp(2i phi)):"
     table1 = format_beside_table1([(result["model"], m["paper"]["err68"])], m["paper"]["prior_err68"], markdown)
     return "\n".join([intro, "", title1, "", table1, "", title2, "",
