@@ -251,6 +251,28 @@ def evaluate(weights, checkpoint, preset, symmetrize, num, seed, batch_size, dev
 
 
 @cli.command()
+@click.option("--weights", default="lensnet_resnet_paper", show_default=True, help="Shipped model to calibrate.")
+@click.option("--num", default=2000, show_default=True, help="Held-out lenses ('val' galaxies) to fit on.")
+@click.option("--seed", default=2025, show_default=True, help="Seed of the fit set.")
+@click.option("--dry-run", is_flag=True, help="Report the temperatures and coverage, leave the card as it is.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+def calibrate(weights, num, seed, dry_run, no_progress_bar):
+    """Calibrate a shipped model's uncertainties (a temperature per parameter) and store it in its card."""
+    from lensnet.conventions import PARAM_NAMES
+    from lensnet.evaluate.calibration import run_calibration
+    from lensnet.metrics import text_table
+
+    report = run_calibration(weights, num=num, seed=seed, write=not dry_run, progress=not no_progress_bar)
+    rows = [("temperature", *(f"{report['calibration']['temperature'][n]:.3f}" for n in PARAM_NAMES))]
+    for label, key in (("before", "before"), ("after", "after")):
+        cover = report[key].metrics["lensnet"]
+        rows += [(f"coverage 68% {label}", *(f"{cover['cover68'][n]:.3f}" for n in PARAM_NAMES)),
+                 (f"coverage 95% {label}", *(f"{cover['cover95'][n]:.3f}" for n in PARAM_NAMES))]
+    click.echo(text_table(["", *PARAM_NAMES], rows))
+    click.echo("card unchanged (--dry-run)" if dry_run else f"wrote the calibration into the card of {weights}")
+
+
+@cli.command()
 @click.argument("members", nargs=-1, required=True)
 @click.option("--num-fit", default=2000, show_default=True, help="Held-out lenses ('val' galaxies) to fit the weights on.")
 @click.option("--fit-seed", default=2025, show_default=True, help="Seed of the fit set.")

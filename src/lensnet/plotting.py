@@ -21,7 +21,8 @@ from lensnet.conventions import PARAM_NAMES, PARAM_UNITS
 from lensnet.errors import LensnetShapeError
 from lensnet.io.atomic import atomic_output
 
-__all__ = ["DPI", "MIN_LENSES_PER_BAND_BIN", "binned_quantiles", "new_figure", "plot_estimates", "save_png"]
+__all__ = ["DPI", "MIN_LENSES_PER_BAND_BIN", "binned_quantiles", "new_figure", "plot_calibration", "plot_estimates",
+           "save_png"]
 
 #: Resolution of every saved figure.
 DPI = 120
@@ -106,3 +107,26 @@ def binned_quantiles(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarra
     groups = [g for g in np.array_split(np.argsort(x), max(1, min(bins, len(x)))) if len(g)]
     centres = np.array([np.median(x[g]) for g in groups])
     return centres, np.array([np.percentile(y[g], [2.5, 16, 84, 97.5]) for g in groups]).T
+
+
+def plot_calibration(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, output: str | Path,
+                     title: str = "") -> Path:
+    """Calibration curve: the empirical coverage of the central intervals mean +- z(p) sigma against their
+    nominal probability p, one line per parameter, and the diagonal a calibrated model follows."""
+    nominal = np.linspace(0.05, 0.99, 40)
+    z = ((mean - truth) / std).abs().detach().double().cpu().numpy()
+    limits = np.sqrt(2) * torch.erfinv(torch.tensor(nominal)).numpy()
+    fig = new_figure(5.2, 5.0, layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], "--", color="0.4", lw=1, label="calibrated")
+    for j, name in enumerate(PARAM_NAMES):
+        ax.plot(nominal, (z[:, j, None] <= limits).mean(0), lw=1.5, label=name)
+    ax.set_xlabel("nominal probability of the central interval", fontsize=11)
+    ax.set_ylabel("fraction of test lenses inside", fontsize=11)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return save_png(fig, output)

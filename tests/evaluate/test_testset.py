@@ -65,7 +65,7 @@ def test_table_and_files(tiny_result, tmp_path):
     assert format_evaluation(tiny_result.to_dict(), markdown=True).count("| paper:") == len(PAPER_TABLE1)
     paths = write_results(tiny_result, tmp_path / "out")
     assert [p.name for p in paths] == ["evaluation.json", "evaluation.md", "evaluation_estimates.png",
-                                       "evaluation_lenses.fits"]
+                                       "evaluation_lenses.fits", "evaluation_calibration.png"]
     assert json.loads(paths[0].read_text())["test_set"]["num"] == 60
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -17,7 +17,7 @@ from lensnet.evaluate.testset import EvaluationResult
 from lensnet.io.atomic import atomic_output, output_folder
 from lensnet.io.fits import write_table
 from lensnet.metrics.report import format_evaluation
-from lensnet.plotting import plot_estimates
+from lensnet.plotting import plot_calibration, plot_estimates
 
 __all__ = ["lens_table", "write_results"]
 
@@ -38,13 +38,14 @@ def lens_table(result: EvaluationResult) -> Table:
 
 
 def write_results(result: EvaluationResult, output_dir: str | Path, name: str = "evaluation") -> list[Path]:
-    """Write ``<name>.json``, ``<name>.md``, the Fig.-1-style ``<name>_estimates.png`` and the per-lens
-    FITS table ``<name>_lenses.fits`` (:func:`lens_table`) into ``output_dir``.
+    """Write ``<name>.json``, ``<name>.md``, the Fig.-1-style ``<name>_estimates.png``, the per-lens
+    FITS table ``<name>_lenses.fits`` (:func:`lens_table`) and the calibration curve
+    ``<name>_calibration.png`` into ``output_dir``.
 
-    Existing files are replaced. Returns the four paths.
+    Existing files are replaced. Returns the five paths.
     """
     out = output_folder(output_dir)
-    paths = [out / f"{name}{ending}" for ending in (".json", ".md", "_estimates.png", "_lenses.fits")]
+    paths = [out / f"{name}{ending}" for ending in (".json", ".md", "_estimates.png", "_lenses.fits", "_calibration.png")]
     with atomic_output(paths[0], overwrite=True) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     with atomic_output(paths[1], overwrite=True) as tmp:
@@ -52,5 +53,6 @@ def write_results(result: EvaluationResult, output_dir: str | Path, name: str = 
     title = f"{result.model}: {result.truth.shape[0]} test lenses ({result.simulation}, seed {result.seed})"
     plot_estimates(result.truth, result.mean, result.std, paths[2], title=title)
     write_table(paths[3], lens_table(result), overwrite=True)
+    plot_calibration(result.truth, result.mean, result.std, paths[4], title=f"{result.model}: calibration")
     return paths
 

@@ -73,6 +73,9 @@ class LensPredictor(nn.Module):
             self.register_buffer(name, value)
         if not (self.target_std > 0).all():
             raise LensnetValueError(f"target_std must be positive, got {self.target_std.tolist()}")
+        # Calibration temperature of each 1-sigma (lensnet.inference.calibration); it lives in the model card,
+        # not in the weights, so the same weights can be recalibrated.
+        self.register_buffer("sigma_scale", torch.ones(k), persistent=False)
         self.eval()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +113,17 @@ class LensPredictor(nn.Module):
         """
         mean = z_mean * self.target_std + self.target_mean
         if log_var is None:
-            return mean, self.residual_rms.expand_as(mean)
-        return mean, torch.exp(0.5 * log_var) * self.target_std
+            return mean, (self.residual_rms * self.sigma_scale).expand_as(mean)
+        return mean, torch.exp(0.5 * log_var) * self.target_std * self.sigma_scale
+
+    def calibrate(self, temperature: Sequence[float]) -> "LensPredictor":
+        """Scale every 1-sigma of parameter k by ``temperature[k]`` from now on; returns self."""
+        value = torch.as_tensor(temperature, dtype=self.sigma_scale.dtype, device=self.sigma_scale.device)
+        if value.shape != self.sigma_scale.shape or not (torch.isfinite(value).all() and (value > 0).all()):
+            raise LensnetValueError(f"temperature = {list(temperature)}: expected {len(self.param_names)} "
+                                    "positive numbers, one per parameter")
+        self.sigma_scale.copy_(value)
+        return self
 
     def standardize(self, targets: torch.Tensor) -> torch.Tensor:
         """Physical targets (B, K) to the standardised units the backbone is trained in."""
@@ -201,6 +213,9 @@ class LensPredictor(nn.Module):
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} lacks or mistypes the entry {exc}") from exc
         if names != list(PARAM_NAMES):
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} predicts {names}, not {list(PARAM_NAMES)}")
+        calibration = card.get("calibration")
+        if calibration:
+            predictor.calibrate([calibration["temperature"][n] for n in PARAM_NAMES])
         if state_dict is not None:
             try:
                 predictor.load_state_dict(state_dict)

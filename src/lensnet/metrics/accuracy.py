@@ -24,11 +24,13 @@ import torch
 from lensnet.conventions import PARAM_NAMES, LensParams, e1e2_to_paper
 from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
 
-__all__ = ["PAPER_PARAM_NAMES", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
+__all__ = ["PAPER_PARAM_NAMES", "THETA_E_BINS", "binned_coverage", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
            "paper_residuals"]
 
 #: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
 PAPER_PARAM_NAMES: tuple[str, ...] = ("theta_E", "eps_x", "eps_y", "x", "y")
+#: Edges (arcsec) of the true-Einstein-radius bins in which coverage is reported.
+THETA_E_BINS = (0.1, 0.5, 1.0, 2.0, 3.0)
 #: The paper-convention ellipticity columns, whose sign the paper's metric chooses per lens.
 _ELLIPTICITY = slice(PAPER_PARAM_NAMES.index("eps_x"), PAPER_PARAM_NAMES.index("eps_y") + 1)
 
@@ -173,8 +175,30 @@ def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) 
     out["lensnet"]["cover68"] = named(PARAM_NAMES, coverage(res, std, 0.68))
     out["lensnet"]["cover95"] = named(PARAM_NAMES, coverage(res, std, 0.95))
     out["lensnet"]["prior_err68"] = named(PARAM_NAMES, error68(prior - truth))
+    theta_E = truth[:, PARAM_NAMES.index("theta_E")]
+    out["theta_E_bins"] = {"edges": list(THETA_E_BINS), **{
+        key: [{n: (None if math.isnan(v) else v) for n, v in named(PARAM_NAMES, c).items()}  # JSON: empty bins null
+              for c in binned_coverage(res, std, theta_E, THETA_E_BINS, p)[0]]
+        for key, p in (("cover68", 0.68), ("cover95", 0.95))},
+        "count": binned_coverage(res, std, theta_E, THETA_E_BINS, 0.68)[1].tolist()}
     out["paper"]["prior_err68"] = named(PAPER_PARAM_NAMES, error68(paper_residuals(prior, truth)))
     return out
+
+
+def binned_coverage(residuals: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges, probability: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`coverage` in bins of ``values`` (N,): bin b holds edges[b] <= value < edges[b+1] (the last bin
+    closed). Returns coverage (nbins, K), NaN for empty bins, and the lens count (nbins,)."""
+    edges = torch.as_tensor(edges, dtype=torch.float64)
+    index = torch.bucketize(values.double(), edges, right=True) - 1
+    index = torch.where(values.double() == edges[-1], len(edges) - 2, index)
+    covers, counts = [], []
+    for b in range(len(edges) - 1):
+        inside = index == b
+        counts.append(int(inside.sum()))
+        covers.append(coverage(residuals[inside], std[inside], probability) if inside.any()
+                      else torch.full((residuals.shape[1],), math.nan, dtype=residuals.dtype))
+    return torch.stack(covers), torch.tensor(counts)
 
 
 def _check_residuals(residuals: torch.Tensor) -> None:

@@ -68,8 +68,17 @@ def format_evaluation(result: dict, markdown: bool = False) -> str:
               "(eps = (1-q)(cos a, sin a), a = phi + 90 deg, better sign per lens) beside Table 1 of Hezaveh et al. 2017:")
     title2 = "Every metric in lensnet's convention (e1 + i e2 = (1-q)/(1+q) exp(2i phi)):"
     table1 = format_beside_table1([(result["model"], m["paper"]["err68"])], m["paper"]["prior_err68"], markdown)
-    return "\n".join([intro, "", title1, "", table1, "", title2, "",
-                      (markdown_table if markdown else text_table)(["", *lens_head], metric_rows)])
+    table = markdown_table if markdown else text_table
+    parts = [intro, "", title1, "", table1, "", title2, "", table(["", *lens_head], metric_rows)]
+    bins = m.get("theta_E_bins")
+    if bins:
+        edges = bins["edges"]
+        rows = [(f"{edges[b]:g}-{edges[b + 1]:g}\" ({bins['count'][b]})",
+                 *(("-" if bins[key][b][n] is None else f"{bins[key][b][n]:.3f}") for key in ("cover68", "cover95")
+                   for n in PARAM_NAMES)) for b in range(len(edges) - 1)]
+        head = ["true theta_E (lenses)", *(f"{n} {p}" for p in ("68%", "95%") for n in PARAM_NAMES)]
+        parts += ["", "Coverage of the 68% and 95% intervals in bins of the true Einstein radius:", "", table(head, rows)]
+    return "\n".join(parts)
 
 
 def text_table(head: Sequence[str], rows: Sequence[tuple]) -> str:
