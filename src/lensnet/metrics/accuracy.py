@@ -190,7 +190,7 @@ def binned_coverage(residuals: torch.Tensor, std: torch.Tensor, values: torch.Te
     """:func:`coverage` in bins of ``values`` (N,): bin b holds edges[b] <= value < edges[b+1] (the last bin
     closed). Returns coverage (nbins, K), NaN for empty bins, and the lens count (nbins,)."""
     edges = torch.as_tensor(edges, dtype=torch.float64)
-    index = torch.bucketize(values.double(), edges, right=True) - 1
+    index = torch.bucketize(values.double().contiguous(), edges, right=True) - 1
     index = torch.where(values.double() == edges[-1], len(edges) - 2, index)
     covers, counts = [], []
     for b in range(len(edges) - 1):
