@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from lensnet.configfile import Config, setting
-from lensnet.conventions import LensParams, qphi_to_e1e2
+from lensnet.conventions import qphi_to_e1e2
 from lensnet.observe.psf import convolve, gaussian_kernels
 from lensnet.simulate.config import SimulationConfig
 from lensnet.simulate.simulator import LensSimulator
