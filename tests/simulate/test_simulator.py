@@ -72,3 +72,12 @@ def test_paper_preset_adaptive_supersampling_error_is_below_the_noise_floor():
     error = (adaptive - exact).abs().amax((1, 2)) / exact.amax((1, 2))
     assert cfg.supersample_threshold > 0 and error.max().item() < 2 * cfg.supersample_threshold
     assert cfg.observation.gaussian_noise.rms_range[0] >= 3 * cfg.supersample_threshold
+
+
+def test_peak_signal_to_noise_adds_gaussian_and_shot_noise():
+    from lensnet.simulate.simulator import peak_signal_to_noise
+
+    record = {"noise_applied": torch.tensor([True, True, False]), "noise_rms": torch.tensor([0.1, 0.03, 0.5]),
+              "poisson_applied": torch.tensor([False, True, True]), "poisson_counts": torch.tensor([1.0, 400.0, 100.0])}
+    snr = peak_signal_to_noise(record)
+    torch.testing.assert_close(snr, torch.tensor([10.0, 1 / math.sqrt(0.03**2 + 1 / 400), 10.0]))

@@ -26,7 +26,8 @@ def lens_table(result: EvaluationResult) -> Table:
     """Every test lens as an astropy table: true value, estimate and 1-sigma of each parameter.
 
     Columns ``<param>_true``, ``<param>`` and ``<param>_sigma`` for each of :data:`lensnet.PARAM_NAMES`
-    (lensnet's convention, with units), so that errors can be studied against any parameter.
+    (lensnet's convention, with units), and ``snr``, the arc peak's signal-to-noise, so that errors can be
+    studied against any of them.
     """
     table = Table(meta={"MODEL": result.model, "SIMUL": result.simulation, "SEED": result.seed,
                         "SPLIT": "test"})
@@ -34,6 +35,8 @@ def lens_table(result: EvaluationResult) -> Table:
         for column, values in ((f"{name}_true", result.truth), (name, result.mean), (f"{name}_sigma", result.std)):
             table[column] = values[:, i].detach().to("cpu", torch.float64).numpy()
             table[column].unit = unit or None
+    if result.snr is not None:
+        table["snr"] = result.snr.detach().to("cpu", torch.float64).numpy()
     return table
 
 

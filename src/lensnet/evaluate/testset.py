@@ -24,7 +24,7 @@ from lensnet.errors import LensnetRangeError, LensnetValueError
 from lensnet.metrics import compute_metrics
 from lensnet.simulate.config import SimulationConfig, get_preset
 from lensnet.simulate.seeds import TEST_SET, batch_seed
-from lensnet.simulate.simulator import LensSimulator
+from lensnet.simulate.simulator import LensSimulator, peak_signal_to_noise
 
 __all__ = ["SIM_CHUNK", "TEST_SET", "EvaluationResult", "evaluate_predictor", "evaluate_predictors",
            "model_simulation_config", "simulated_chunks"]
@@ -51,6 +51,8 @@ class EvaluationResult:
         Seconds spent estimating (network and its input handling) and simulating.
     device : str
         Where both ran.
+    snr : Tensor, (N,), optional
+        Signal-to-noise of each lens's arc peak (:func:`lensnet.simulate.simulator.peak_signal_to_noise`).
     metrics : dict
         :func:`compute_metrics` of the three tensors.
     """
@@ -64,10 +66,11 @@ class EvaluationResult:
     inference_s: float
     simulation_s: float
     device: str
+    snr: torch.Tensor | None = None
     metrics: dict = field(init=False)
 
     def __post_init__(self):
-        self.metrics = compute_metrics(self.truth, self.mean, self.std)
+        self.metrics = compute_metrics(self.truth, self.mean, self.std, self.snr)
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (metrics, test set, timing), without the per-lens tensors."""
@@ -141,13 +144,14 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
         param = next(first.parameters(), None) if hasattr(first, "parameters") else None
         device = param.device if param is not None else "cpu"
     device = resolve_device(device)
-    truth, t_sim = [], 0.0
+    truth, snr, t_sim = [], [], 0.0
     means = {name: [] for name in predictors}
     stds = {name: [] for name in predictors}
     t_inf = dict.fromkeys(predictors, 0.0)
     for batch, seconds in simulated_chunks(config, int(num), int(seed), device, progress):
         t_sim += seconds
         truth.append(batch.targets.double().cpu())
+        snr.append(peak_signal_to_noise(batch.record).double().cpu())
         for name, predictor in predictors.items():
             t0 = _synchronized(device)
             mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size,
@@ -155,10 +159,10 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
             t_inf[name] += _synchronized(device) - t0
             means[name].append(mean.double().cpu())
             stds[name].append(std.double().cpu())
-    truth = torch.cat(truth)
+    truth, snr = torch.cat(truth), torch.cat(snr)
     suffix = " (8 views)" if symmetrize else ""
     return {name + suffix: EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), name + suffix,
-                                            config.name, int(seed), t_inf[name], t_sim, str(device))
+                                            config.name, int(seed), t_inf[name], t_sim, str(device), snr)
             for name in predictors}
 
 

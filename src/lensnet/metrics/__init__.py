@@ -5,7 +5,7 @@ that evaluation reports (:mod:`lensnet.metrics.accuracy`); every table of 68% er
 paper's goes through one formatter (:mod:`lensnet.metrics.report`).
 """
 
-from lensnet.metrics.accuracy import (PAPER_PARAM_NAMES, THETA_E_BINS, binned_coverage, compute_metrics, coverage,
+from lensnet.metrics.accuracy import (PAPER_PARAM_NAMES, SNR_BINS, THETA_E_BINS, binned_coverage, compute_metrics, coverage,
                                       error68, error68_abs, paper_residuals, residual_std, rms, to_paper_convention)
 from lensnet.metrics.report import (PAPER_TABLE1, format_beside_table1, format_evaluation, markdown_table,
                                     text_table)
@@ -13,6 +13,7 @@ from lensnet.metrics.report import (PAPER_TABLE1, format_beside_table1, format_e
 __all__ = [
     "PAPER_PARAM_NAMES",
     "PAPER_TABLE1",
+    "SNR_BINS",
     "THETA_E_BINS",
     "binned_coverage",
     "compute_metrics",

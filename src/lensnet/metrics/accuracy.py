@@ -24,13 +24,15 @@ import torch
 from lensnet.conventions import PARAM_NAMES, LensParams, e1e2_to_paper
 from lensnet.errors import LensnetShapeError, LensnetValueError, check_finite
 
-__all__ = ["PAPER_PARAM_NAMES", "THETA_E_BINS", "binned_coverage", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
+__all__ = ["PAPER_PARAM_NAMES", "SNR_BINS", "THETA_E_BINS", "binned_coverage", "compute_metrics", "error68", "error68_abs", "rms", "residual_std", "coverage", "to_paper_convention",
            "paper_residuals"]
 
 #: Column names of parameters in the paper's convention (Table 1): theta_E, eps_x, eps_y, x, y.
 PAPER_PARAM_NAMES: tuple[str, ...] = ("theta_E", "eps_x", "eps_y", "x", "y")
 #: Edges (arcsec) of the true-Einstein-radius bins in which coverage is reported.
 THETA_E_BINS = (0.1, 0.5, 1.0, 2.0, 3.0)
+#: Edges of the bins of the arc peak's signal-to-noise in which coverage is reported.
+SNR_BINS = (1.0, 8.0, 12.0, 20.0, 1000.0)
 #: The paper-convention ellipticity columns, whose sign the paper's metric chooses per lens.
 _ELLIPTICITY = slice(PAPER_PARAM_NAMES.index("eps_x"), PAPER_PARAM_NAMES.index("eps_y") + 1)
 
@@ -148,7 +150,7 @@ def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     return residuals
 
 
-def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> dict:
+def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, snr: torch.Tensor | None = None) -> dict:
     """Per-parameter metrics of estimates ``mean`` +- ``std`` of ``truth``, each (N, 5).
 
     Returns
@@ -157,7 +159,9 @@ def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) 
         ``{"lensnet": {metric: {param: value}}, "paper": {...}}``; lensnet-convention metrics are
         err68, err68_abs, rms, std, bias (median residual), cover68, cover95 and prior_err68 (the
         constant predictor equal to the mean truth); paper-convention ones (:data:`PAPER_PARAM_NAMES`)
-        are err68, err68_abs, rms, std, bias and prior_err68.
+        are err68, err68_abs, rms, std, bias and prior_err68. ``theta_E_bins`` and, given ``snr`` (the
+        arc peak's signal-to-noise, (N,)), ``snr_bins`` hold the coverage in bins (:data:`THETA_E_BINS`,
+        :data:`SNR_BINS`).
     """
     if mean.shape != truth.shape or std.shape != truth.shape:
         raise LensnetShapeError("mean" if mean.shape != truth.shape else "std",
@@ -175,13 +179,19 @@ def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) 
     out["lensnet"]["cover68"] = named(PARAM_NAMES, coverage(res, std, 0.68))
     out["lensnet"]["cover95"] = named(PARAM_NAMES, coverage(res, std, 0.95))
     out["lensnet"]["prior_err68"] = named(PARAM_NAMES, error68(prior - truth))
-    theta_E = truth[:, PARAM_NAMES.index("theta_E")]
-    out["theta_E_bins"] = {"edges": list(THETA_E_BINS), **{
-        key: [{n: (None if math.isnan(v) else v) for n, v in named(PARAM_NAMES, c).items()}  # JSON: empty bins null
-              for c in binned_coverage(res, std, theta_E, THETA_E_BINS, p)[0]]
-        for key, p in (("cover68", 0.68), ("cover95", 0.95))},
-        "count": binned_coverage(res, std, theta_E, THETA_E_BINS, 0.68)[1].tolist()}
     out["paper"]["prior_err68"] = named(PAPER_PARAM_NAMES, error68(paper_residuals(prior, truth)))
+    out["theta_E_bins"] = _coverage_bins(res, std, truth[:, PARAM_NAMES.index("theta_E")], THETA_E_BINS)
+    if snr is not None:
+        out["snr_bins"] = _coverage_bins(res, std, torch.as_tensor(snr, dtype=torch.float64), SNR_BINS)
+    return out
+
+
+def _coverage_bins(res: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges) -> dict:
+    """Coverage of the 68% and 95% intervals in bins of ``values`` (JSON: empty bins null) and the counts."""
+    named = lambda values_: {n: (None if math.isnan(v) else float(v)) for n, v in zip(PARAM_NAMES, values_.tolist())}  # noqa: E731
+    out = {"edges": list(edges), "count": binned_coverage(res, std, values, edges, 0.68)[1].tolist()}
+    for key, p in (("cover68", 0.68), ("cover95", 0.95)):
+        out[key] = [named(c) for c in binned_coverage(res, std, values, edges, p)[0]]
     return out
 
 

@@ -70,14 +70,16 @@ def format_evaluation(result: dict, markdown: bool = False) -> str:
     table1 = format_beside_table1([(result["model"], m["paper"]["err68"])], m["paper"]["prior_err68"], markdown)
     table = markdown_table if markdown else text_table
     parts = [intro, "", title1, "", table1, "", title2, "", table(["", *lens_head], metric_rows)]
-    bins = m.get("theta_E_bins")
-    if bins:
+    for key, label, unit in (("theta_E_bins", "true theta_E", '"'), ("snr_bins", "arc peak S/N", "")):
+        bins = m.get(key)
+        if not bins:
+            continue
         edges = bins["edges"]
-        rows = [(f"{edges[b]:g}-{edges[b + 1]:g}\" ({bins['count'][b]})",
-                 *(("-" if bins[key][b][n] is None else f"{bins[key][b][n]:.3f}") for key in ("cover68", "cover95")
+        rows = [(f"{edges[b]:g}-{edges[b + 1]:g}{unit} ({bins['count'][b]})",
+                 *(("-" if bins[c][b][n] is None else f"{bins[c][b][n]:.3f}") for c in ("cover68", "cover95")
                    for n in PARAM_NAMES)) for b in range(len(edges) - 1)]
-        head = ["true theta_E (lenses)", *(f"{n} {p}" for p in ("68%", "95%") for n in PARAM_NAMES)]
-        parts += ["", "Coverage of the 68% and 95% intervals in bins of the true Einstein radius:", "", table(head, rows)]
+        head = [f"{label} (lenses)", *(f"{n} {p}" for p in ("68%", "95%") for n in PARAM_NAMES)]
+        parts += ["", f"Coverage of the 68% and 95% intervals in bins of the {label}:", "", table(head, rows)]
     return "\n".join(parts)
 
 

@@ -37,7 +37,7 @@ from lensnet.sources.clumpy import draw_clumpy_sources
 from lensnet.sources.sersic import draw_sersic_sources
 from lensnet.sources.stamps import StampSource
 
-__all__ = ["LensSimulator", "SimulatedBatch", "SOURCE_TYPES", "SourceKind", "load_source_bank"]
+__all__ = ["LensSimulator", "SimulatedBatch", "SOURCE_TYPES", "SourceKind", "load_source_bank", "peak_signal_to_noise"]
 
 class SourceKind(enum.IntEnum):
     """The kinds of source of the mixture; their codes are stored in ``record['source_type']``."""
@@ -240,3 +240,11 @@ class MixtureSource(Source):
             selected = new >= 0
             parts.append((new[selected], source.take(selected)))
         return MixtureSource(keep.numel(), parts, {k: v[keep] for k, v in self.record.items()})
+
+
+def peak_signal_to_noise(record: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) signal-to-noise of each image's arc peak: 1 / sqrt(rms^2 + 1 / counts), from the drawn Gaussian
+    noise rms and Poisson counts at the peak (both in units of the arc peak; an effect not applied adds 0)."""
+    variance = torch.where(record["noise_applied"], record["noise_rms"] ** 2, 0.0)
+    variance = variance + torch.where(record["poisson_applied"], 1.0 / record["poisson_counts"], 0.0)
+    return 1.0 / variance.clamp_min(1e-12).sqrt()
