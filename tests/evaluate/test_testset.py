@@ -104,3 +104,14 @@ def test_shipped_weights_beat_prior_mean():
     result = evaluate_predictor(predictor, "paper", num=64, seed=11, progress=False)
     err, prior = result.metrics["lensnet"]["err68"], result.metrics["lensnet"]["prior_err68"]
     assert err["theta_E"] < 0.6 * prior["theta_E"], (err, prior)
+
+
+def test_cli_evaluate_on_a_config_file(tmp_path, write_tiny_checkpoint):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.ckpt")
+    config = tmp_path / "narrow.yaml"
+    config.write_text("preset: tiny\nname: tiny-narrow-noise\nobservation:\n  gaussian_noise: {rms_range: [0.01, 0.02]}\n")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(ckpt), "--config", str(config), "--num", "8",
+                                      "--device", "cpu", "--output-dir", str(out), "--no-progress-bar"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "evaluation.json").read_text())["test_set"]["simulation"] == "tiny-narrow-noise"

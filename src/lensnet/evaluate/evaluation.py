@@ -10,6 +10,7 @@ from lensnet.evaluate.report import write_results
 from lensnet.evaluate.testset import TEST_SET, EvaluationResult, evaluate_predictor, model_simulation_config
 from lensnet.inference import DEFAULT_PRETRAINED, LensPredictor, load_pretrained
 from lensnet.io.atomic import output_folder
+from lensnet.simulate.config import SimulationConfig
 from lensnet.training.checkpoint import read_checkpoint
 
 __all__ = ["load_model", "run_evaluation"]
@@ -23,7 +24,8 @@ def load_model(spec: str | Path, device: str | None = "auto") -> LensPredictor:
     return load_pretrained(str(spec), device=device)
 
 
-def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = None, preset: str | None = None,
+def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = None,
+                   preset: str | SimulationConfig | None = None,
                    num: int = TEST_SET["num"], seed: int = TEST_SET["seed"], batch_size: int = TEST_SET["batch_size"],
                    device: str | None = "auto", output_dir: str | Path = "lensnet_evaluation", progress: bool = True,
                    symmetrize: bool = False) -> tuple[EvaluationResult, list[Path]]:
@@ -35,8 +37,8 @@ def run_evaluation(weights: str | None = None, checkpoint: str | Path | None = N
         Name of a shipped model [``DEFAULT_PRETRAINED`` unless ``checkpoint`` is given].
     checkpoint : str or Path, optional
         A training checkpoint to evaluate instead of shipped weights.
-    preset : str, optional
-        Simulation preset of the test set [the one the model was trained on, from its card].
+    preset : str or SimulationConfig, optional
+        Simulation preset or config of the test set [the one the model was trained on, from its card].
     num, seed, batch_size : int
         As in :func:`lensnet.evaluate.testset.evaluate_predictor`.
     device : str, optional
