@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
@@ -34,9 +35,9 @@ from tqdm.auto import tqdm
 
 from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi
-from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
+from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
-from lensnet.io.fits import write_table
+from lensnet.io.fits import read_image_with_extensions, write_table
 from lensnet.preprocess.real import ModelGrid, celestial_wcs, header_pixel_scale, prepare_image, read_fits_image
 
 __all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "estimate_items", "find_fits",
@@ -91,7 +92,7 @@ class FitsInputs(Dataset):
     pixel_scale: float | None = None
     center: tuple[float, float] | None = None
     sky_center: tuple[float, float] | None = None
-    mask: Path | None = None
+    mask: np.ndarray | None = None
     cosmic_rays: bool = False
 
     def __len__(self) -> int:
@@ -101,12 +102,14 @@ class FitsInputs(Dataset):
         path = self.paths[i]
         info = {"file": str(path), "hdu": str(self.hdu)}
         try:
-            data, header, where = read_fits_image(path, self.hdu)
+            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",))
+            if data.ndim != 2:
+                raise LensnetShapeError(f"image in {where}", data.shape, "(H, W), a 2-D image (select a plane or HDU)")
             wcs = celestial_wcs(header)
             scale = self.pixel_scale or header_pixel_scale(header, where, wcs)
-            mask = None if self.mask is None else read_fits_image(self.mask, 0)[0] != 0
-            own = _mask_hdu(path)  # a deblended file's MASK
-            mask = own if mask is None else (mask if own is None else mask | own)
+            own = extensions["MASK"] != 0 if "MASK" in extensions else None  # a deblended file's MASK
+            mask = own if self.mask is None else (self.mask if own is None or own.shape != self.mask.shape
+                                                  else self.mask | own)
             sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
             prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
                                      cosmic_rays=self.cosmic_rays, seed=i, where=where)
@@ -116,14 +119,6 @@ class FitsInputs(Dataset):
                     noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), error="",
                     prepared=dataclasses.replace(prepared, image=None, mask=None))  # the arrays travel as tensors
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
-
-
-def _mask_hdu(path: Path):
-    """The ``MASK`` HDU of a file (non-zero: masked), as ``lensnet deblend`` writes it, or None."""
-    try:
-        return read_fits_image(path, "MASK")[0] != 0
-    except LensnetError:
-        return None
 
 
 def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | None = 0,
@@ -179,9 +174,9 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
 
 def fits_inputs(predictor, paths: Sequence[str | Path], **options) -> FitsInputs:
     """The :class:`FitsInputs` of ``paths`` on ``predictor``'s grid (options as in :func:`predict_fits`)."""
-    mask = options.pop("mask", None)
-    return FitsInputs(find_fits(paths), ModelGrid.from_card(predictor.card), mask=None if mask is None else Path(mask),
-                      **options)
+    mask = options.pop("mask", None)  # read once for all the files
+    return FitsInputs(find_fits(paths), ModelGrid.from_card(predictor.card),
+                      mask=None if mask is None else read_fits_image(mask, 0)[0] != 0, **options)
 
 
 def estimate_items(predictor, items: list, symmetrize: bool = False) -> list[dict]:

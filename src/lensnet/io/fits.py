@@ -30,6 +30,7 @@ __all__ = [
     "read_image",
     "read_image_hdu",
     "read_image_hdus",
+    "read_image_with_extensions",
     "write_hdulist",
     "pixel_scale_from_header",
     "write_image",
@@ -102,6 +103,27 @@ def read_image_hdu(path: str | os.PathLike, ext: int | str | None = 0) -> tuple[
         If the file is missing, truncated or not FITS, or ``ext`` does not exist or holds no image.
     """
     return _read_hdu(Path(path), ext)
+
+
+def read_image_with_extensions(path: str | os.PathLike, ext: int | str | None = 0, names: Sequence[str] = ()
+                               ) -> tuple[np.ndarray, fits.Header, str, dict[str, np.ndarray]]:
+    """:func:`read_image_hdu` plus the image HDUs among ``names`` the file has (a ``MASK``, say), from one open.
+
+    Returns
+    -------
+    data, header, where
+        As :func:`read_image_hdu`.
+    extensions : dict
+        EXTNAME to float32 array, for those of ``names`` present in the file.
+    """
+    path = Path(path)
+
+    def read(hdul):
+        data, header, where = _image_hdu(hdul, ext, path)
+        present = {h.name for h in hdul}
+        return data, header, where, {n: _image_hdu(hdul, n, path)[0] for n in names if n in present}
+
+    return _with_fits(path, read)
 
 
 def read_image_hdus(path: str | os.PathLike, exts: Sequence[int | str]) -> list[np.ndarray]:
