@@ -14,7 +14,10 @@ image has its own pixel scale, size and centre, a sky background, noise, bad pix
    pixels connected to the image's edge count as outside the image instead (step 5);
 4. **resampling** to the model's pixel scale, flux-conserving: the anti-aliased adaptive resampling of
    DeForest (2004) (:func:`reproject.reproject_adaptive` with ``conserve_flux``) between two linear
-   grids sharing the image's axes; skipped when the scales agree to 1e-6 and the centre is on a pixel;
+   grids sharing the image's axes; skipped when the scales agree to 1e-6 and the centre is on a pixel.
+   Its kernel is reproject's Gaussian where the input is finer than the model's grid (the anti-aliasing
+   a reduction needs) and DeForest's Hann window where it is as coarse or coarser (an enlargement has no
+   aliasing to suppress, and the Hann window keeps arcs sharper at under half the cost);
 5. **padding**: where the field extends past the image, pixels are filled with Gaussian noise of the
    measured rms (seeded, reproducible), so the network sees the noise it was trained on.
 
@@ -253,9 +256,13 @@ def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
     area = (grid.pixel_scale / pixel_scale) ** 2  # input pixels per output pixel: a full one resamples to this
     # The input grid, shifted so that the requested centre lands on the output's centre.
     in_wcs = _tangent_plane(side, pixel_scale, ((side + 1) / 2 + offset[0], (side + 1) / 2 + offset[1]))
+    kernel = "hann" if pixel_scale >= grid.pixel_scale else "gaussian"
+
     def resample(layer: np.ndarray) -> np.ndarray:
-        out = reproject_adaptive((layer, in_wcs), out_wcs, shape_out=(n, n), conserve_flux=True,
-                                 return_footprint=False, boundary_mode="constant", boundary_fill_value=0.0)
+        # Linear grids map one-to-one: the round trip that guards celestial projections is not needed.
+        out = reproject_adaptive((layer, in_wcs), out_wcs, shape_out=(n, n), conserve_flux=True, kernel=kernel,
+                                 roundtrip_coords=False, return_footprint=False, boundary_mode="constant",
+                                 boundary_fill_value=0.0)
         return np.nan_to_num(out, nan=0.0)
 
     # The masks are resampled only when they mark something (most images have neither).
