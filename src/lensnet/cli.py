@@ -263,13 +263,14 @@ def evaluate(weights, checkpoint, preset, config_path, symmetrize, num, seed, ba
 @click.option("--dry-run", is_flag=True, help="Report the temperatures and coverage, leave the card as it is.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def calibrate(weights, num, seed, dry_run, no_progress_bar):
-    """Calibrate a shipped model's uncertainties (a temperature per parameter) and store it in its card."""
+    """Calibrate a shipped model's uncertainties (a temperature and a 95% width per parameter) into its card."""
     from lensnet.conventions import PARAM_NAMES
     from lensnet.evaluate.calibration import run_calibration
     from lensnet.metrics import text_table
 
     report = run_calibration(weights, num=num, seed=seed, write=not dry_run, progress=not no_progress_bar)
-    rows = [("temperature", *(f"{report['calibration']['temperature'][n]:.3f}" for n in PARAM_NAMES))]
+    rows = [("temperature", *(f"{report['calibration']['temperature'][n]:.3f}" for n in PARAM_NAMES)),
+            ("95% half-width (sigma)", *(f"{report['calibration']['z95'][n]:.3f}" for n in PARAM_NAMES))]
     for label, key in (("before", "before"), ("after", "after")):
         cover = report[key].metrics["lensnet"]
         rows += [(f"coverage 68% {label}", *(f"{cover['cover68'][n]:.3f}" for n in PARAM_NAMES)),

@@ -1,11 +1,12 @@
-"""Temperatures move over- and under-confident uncertainties to nominal coverage; cards carry them."""
+"""Temperatures move over- and under-confident uncertainties to nominal coverage, the 95% width fixes heavy
+tails; cards carry both."""
 
 import pytest
 import torch
 
 from lensnet.errors import LensnetValueError
 from lensnet.inference import LensPredictor
-from lensnet.inference.calibration import calibration_curve, fit_temperature
+from lensnet.inference.calibration import calibration_curve, fit_interval_width, fit_temperature
 from lensnet.metrics import binned_coverage, coverage
 from lensnet.networks import create_model
 
@@ -28,11 +29,32 @@ def test_temperature_restores_nominal_coverage(claimed):
                                rtol=0)
 
 
+def test_the_95_width_makes_heavy_tails_cover():
+    g = torch.Generator().manual_seed(3)
+    sigma = 0.05 + 0.2 * torch.rand(40000, 5, generator=g, dtype=torch.float64)
+    # Student-t residuals with 3 degrees of freedom: a temperature fitted at 68% leaves the 95% short.
+    t3 = torch.distributions.StudentT(3.0).sample((40000, 5)).double()
+    residuals = sigma * t3
+    fit, test = slice(0, 20000), slice(20000, None)
+    temperature = fit_temperature(residuals[fit], sigma[fit])
+    z95 = fit_interval_width(residuals[fit], temperature * sigma[fit], 0.95)
+    assert (z95 > 2.2).all()  # wider than the Gaussian 1.96
+    calibrated = temperature * sigma[test]
+    assert ((coverage(residuals[test], calibrated, 0.95) - 0.95).abs() > 0.02).all()
+    for p, z in ((0.68, None), (0.95, z95)):
+        assert ((coverage(residuals[test], calibrated, p, z) - p).abs() < 0.01).all(), p
+    gaussian = sigma * torch.randn(40000, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(fit_interval_width(gaussian, sigma), torch.full((5,), 1.96, dtype=torch.float64),
+                               atol=0.04, rtol=0)
+
+
 def test_bad_calibration_inputs():
     with pytest.raises(LensnetValueError, match="at least 10"):
         fit_temperature(torch.zeros(5, 5), torch.ones(5, 5))
     with pytest.raises(LensnetValueError, match="positive"):
         fit_temperature(torch.zeros(20, 5), torch.zeros(20, 5))
+    with pytest.raises(LensnetValueError, match="probability"):
+        fit_interval_width(torch.zeros(20, 5), torch.ones(20, 5), 1.5)
 
 
 def test_binned_coverage_is_exact_on_a_hand_made_set():
@@ -55,4 +77,9 @@ def test_a_cards_calibration_is_applied():
     torch.testing.assert_close(scaled, std * torch.tensor([2.0, 1.0, 1.0, 0.5, 0.5]))
     with pytest.raises(LensnetValueError, match="positive"):
         predictor.calibrate([1.0, 1.0, 1.0, 1.0, -1.0])
-    assert "sigma_scale" not in predictor.state_dict()  # the weights stay the same; the card holds it
+    with pytest.raises(LensnetValueError, match="z95"):
+        predictor.calibrate([1.0] * 5, [2.0, 2.0])
+    torch.testing.assert_close(predictor.z95, torch.full((5,), 1.96), atol=1e-3, rtol=0)  # Gaussian by default
+    predictor.calibrate([1.0] * 5, [2.0, 2.1, 2.2, 2.3, 2.4])
+    torch.testing.assert_close(predictor.z95, torch.tensor([2.0, 2.1, 2.2, 2.3, 2.4]))
+    assert "sigma_scale" not in predictor.state_dict() and "z95" not in predictor.state_dict()  # the card holds them

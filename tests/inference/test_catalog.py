@@ -51,7 +51,9 @@ def test_a_simulated_lens_is_recovered_within_its_uncertainty(predictor, lens_fi
     assert row["error"] == "" and row["coverage"] == 1.0 and row["pixel_scale_in"] == pytest.approx(0.05)
     for k, name in enumerate(PARAM_NAMES):
         assert abs(row[name] - truth[0, k]) < 3 * row[f"{name}_sigma"], (name, row[name], truth[0, k])
-        assert row[f"{name}_lo95"] < row[name] < row[f"{name}_hi95"]
+        z95 = float(predictor.z95[k])  # the card's calibrated 95% width
+        assert row[f"{name}_hi95"] - row[name] == pytest.approx(z95 * row[f"{name}_sigma"], rel=1e-6)
+        assert row[name] - row[f"{name}_lo95"] == pytest.approx(z95 * row[f"{name}_sigma"], rel=1e-6)
     assert (row["ra"], row["dec"]) == pytest.approx((35.0, -8.5), abs=0.5 / 3600)
     assert 0 < row["q"] <= 1 and table["theta_E"].unit == "arcsec" and table.meta["model"] == DEFAULT_PRETRAINED
 

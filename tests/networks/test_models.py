@@ -83,3 +83,11 @@ def test_float64_and_head_split():
     plain = create_model("lensnet_resnet_small", predict_variance=False)
     assert not plain.predicts_variance and plain(torch.randn(2, 1, 96, 96)).shape == (2, N_PARAMS)
 
+
+
+def test_attention_pool_variant_and_its_errors():
+    model = create_model("lensnet_resnet_small", pool="attention").eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 96, 96)).shape == (2, 2 * N_PARAMS)
+    with pytest.raises(ValueError, match="pool"):
+        create_model("lensnet_resnet_small", pool="max")

@@ -53,9 +53,29 @@ def test_losses_on_standardised_targets():
     assert mse._loss(*mse.model.split(mse.model.backbone(targets)), mse.model.standardize(targets)) == pytest.approx(1.0)
 
 
+def test_beta_nll_weighs_each_term_by_its_variance_without_its_gradient():
+    z = torch.tensor([[1.0, 0.0, 2.0, -1.0, 0.5]])
+    mu = torch.zeros(1, 5, requires_grad=True)
+    log_var = torch.log(torch.tensor([[4.0, 1.0, 0.25, 2.0, 1.0]])).requires_grad_()
+    nll = LensRegressor(ConstantNet([0.0] * 10, True), loss="gaussian_nll")._loss(mu, log_var, z)
+    for beta in (0.0, 0.5, 1.0):
+        module = LensRegressor(ConstantNet([0.0] * 10, True), loss="beta_nll", beta=beta)
+        loss = module._loss(mu, log_var, z)
+        weight = torch.exp(beta * log_var.detach())
+        expected = (0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var)) * weight).mean()
+        assert loss.item() == pytest.approx(expected.item())
+        if beta == 0.0:
+            assert loss.item() == pytest.approx(nll.item())
+        if beta == 1.0:  # the means get the squared error's gradient
+            (grad,) = torch.autograd.grad(loss, mu)
+            torch.testing.assert_close(grad, (mu - z).detach() / 5)
+
+
 def test_invalid_setups_are_refused():
     with pytest.raises(LensnetValueError, match="predicts_variance"):
         LensRegressor(ConstantNet([0.0] * 5, False), loss="gaussian_nll")
+    with pytest.raises(LensnetValueError, match="predicts_variance"):
+        LensRegressor(ConstantNet([0.0] * 5, False), loss="beta_nll")
     with pytest.raises(LensnetShapeError, match="target_std"):
         LensRegressor(ConstantNet([0.0] * 5, False), target_std=[1.0, 2.0])
     with pytest.raises(LensnetValueError, match="positive"):

@@ -83,6 +83,22 @@ def test_mean_only_network_with_the_papers_loss(tiny_config, toy_factory):
     assert torch.isfinite(std).all() and torch.equal(std[0], result.module.model.residual_rms)
 
 
+def test_faster_recipe_with_an_average_of_the_weights_trains(tiny_config, toy_factory):
+    """channels-last, bf16 autocast, beta-NLL and an EMA of the weights together: the loss falls, the
+    exported weights are the average's, in the contiguous layout safetensors needs."""
+    config = tiny_config.with_overrides(channels_last=True, precision="bf16-mixed", loss="beta_nll", ema_decay=0.9,
+                                        max_steps=200)
+    recorder = RecordLosses()
+    result = run_training(config, simulator_factory=toy_factory, callbacks=[recorder], enable_progress_bar=False)
+    assert _mean(recorder.losses[-20:]) < _mean(recorder.losses[:10])
+    assert result.metrics["test_err68/theta_E"] < 0.1
+    checkpoint = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
+    assert "current_model_state" in checkpoint  # Lightning's EMA callback: state_dict holds the average
+    weights = {k: v for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and v.ndim == 4}
+    assert all(not torch.equal(v, checkpoint["current_model_state"][k]) for k, v in list(weights.items())[:3])
+    assert all(p.is_contiguous() for p in result.module.parameters())
+
+
 @pytest.fixture(scope="module")
 def resume_setup(tmp_path_factory, tiny_model, toy_factory):
     config = TrainConfig(model=tiny_model["model"], model_kwargs={**tiny_model["model_kwargs"], "drop_rate": 0.2},

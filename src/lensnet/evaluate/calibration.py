@@ -1,8 +1,8 @@
-"""The library call behind ``lensnet calibrate``: fit a model's temperatures on held-out lenses, store them.
+"""The library call behind ``lensnet calibrate``: fit a model's calibration on held-out lenses, store it.
 
-The temperatures (:mod:`lensnet.inference.calibration`) are fitted on ``num`` lenses simulated with the
-bank's ``val`` galaxies (never used in training, nor in the test set), then the model is evaluated on the
-seeded test set (``test`` galaxies) before and after. For a shipped model the card's ``calibration`` and
+The temperatures and 95% widths (:mod:`lensnet.inference.calibration`) are fitted on ``num`` lenses
+simulated with the bank's ``val`` galaxies (never used in training, nor in the test set), then the model
+is evaluated on the seeded test set (``test`` galaxies) before and after. For a shipped model the card's ``calibration`` and
 ``evaluation`` entries and its Markdown are rewritten; the weights are untouched.
 """
 
@@ -17,7 +17,7 @@ from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetValueError
 from lensnet.evaluate.testset import TEST_SET, evaluate_predictor, model_simulation_config, simulated_chunks
 from lensnet.inference import DEFAULT_PRETRAINED, card_markdown, load_pretrained, weights_directory
-from lensnet.inference.calibration import CALIBRATION_PROBABILITY, fit_temperature
+from lensnet.inference.calibration import CALIBRATION_PROBABILITY, fit_interval_width, fit_temperature
 from lensnet.io.atomic import atomic_output
 
 __all__ = ["run_calibration"]
@@ -46,12 +46,15 @@ def run_calibration(name: str = DEFAULT_PRETRAINED, num: int = 2000, seed: int =
         mean, std = predictor.predict(batch.images, normalized=True)
         residuals.append((mean - batch.targets).double().cpu())
         sigmas.append(std.double().cpu())
-    temperature = fit_temperature(torch.cat(residuals), torch.cat(sigmas))
+    residuals, sigmas = torch.cat(residuals), torch.cat(sigmas)
+    temperature = fit_temperature(residuals, sigmas)
+    z95 = fit_interval_width(residuals, sigmas * temperature, 0.95)
     before = evaluate_predictor(predictor, config, num=test_num, seed=test_seed, progress=progress)
-    predictor.calibrate(temperature.tolist())
+    predictor.calibrate(temperature.tolist(), z95.tolist())
     after = evaluate_predictor(predictor, config, num=test_num, seed=test_seed, progress=progress)
-    calibration = {"method": "temperature", "probability": CALIBRATION_PROBABILITY,
+    calibration = {"method": "temperature and 95% width", "probability": CALIBRATION_PROBABILITY,
                    "temperature": dict(zip(PARAM_NAMES, temperature.tolist())),
+                   "z95": dict(zip(PARAM_NAMES, z95.tolist())),
                    "fit_set": {"num": int(num), "seed": int(seed), "simulation": config.name, "source_split": "val"}}
     if write:
         card = {**predictor.card, "calibration": calibration, "evaluation": after.to_dict()}

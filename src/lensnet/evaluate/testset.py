@@ -53,6 +53,8 @@ class EvaluationResult:
         Where both ran.
     snr : Tensor, (N,), optional
         Signal-to-noise of each lens's arc peak (:func:`lensnet.simulate.simulator.peak_signal_to_noise`).
+    z95 : Tensor, (5,), optional
+        Half-width of the 95% interval in sigma, from the model's calibration [Gaussian, 1.96].
     metrics : dict
         :func:`compute_metrics` of the three tensors.
     """
@@ -67,10 +69,11 @@ class EvaluationResult:
     simulation_s: float
     device: str
     snr: torch.Tensor | None = None
+    z95: torch.Tensor | None = None
     metrics: dict = field(init=False)
 
     def __post_init__(self):
-        self.metrics = compute_metrics(self.truth, self.mean, self.std, self.snr)
+        self.metrics = compute_metrics(self.truth, self.mean, self.std, self.snr, self.z95)
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (metrics, test set, timing), without the per-lens tensors."""
@@ -162,8 +165,15 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
     truth, snr = torch.cat(truth), torch.cat(snr)
     suffix = " (8 views)" if symmetrize else ""
     return {name + suffix: EvaluationResult(truth, torch.cat(means[name]), torch.cat(stds[name]), name + suffix,
-                                            config.name, int(seed), t_inf[name], t_sim, str(device), snr)
+                                            config.name, int(seed), t_inf[name], t_sim, str(device), snr,
+                                            _z95(predictors[name]))
             for name in predictors}
+
+
+def _z95(predictor) -> torch.Tensor | None:
+    """The calibrated 95% half-width (in sigma) of a predictor that has one."""
+    z95 = getattr(predictor, "z95", None)
+    return None if z95 is None else z95.detach().double().cpu()
 
 
 def simulated_chunks(config: SimulationConfig, num: int, seed: int, device: torch.device, progress: bool = True):

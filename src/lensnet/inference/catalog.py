@@ -9,11 +9,12 @@ go on.
 
 Columns, per lens: ``file``, ``hdu``; for each parameter of :data:`lensnet.PARAM_NAMES` (theta_E,
 e1, e2, center_x, center_y, in lensnet's convention: arcsec, x along columns and y along rows of the
-input image, relative to the requested centre) the estimate, ``<p>_sigma`` (1-sigma) and the Gaussian
-95% interval ``<p>_lo95``, ``<p>_hi95`` (estimate -+ 1.96 sigma); ``q`` and ``phi`` (degrees,
-counter-clockwise from +x) from (e1, e2); ``ra``, ``dec`` of the lens centre when the input has a
-celestial WCS; how the input was prepared (``pixel_scale_in``, ``coverage``, ``background``,
-``noise_rms``, ``n_masked``); ``model``, ``lensnet_version``; ``error``.
+input image, relative to the requested centre) the estimate, ``<p>_sigma`` (1-sigma) and the 95%
+interval ``<p>_lo95``, ``<p>_hi95`` (estimate -+ z95 sigma: 1.96 for a Gaussian, the width the model's
+calibration measured where its card has one); ``q`` and ``phi`` (degrees, counter-clockwise from +x)
+from (e1, e2); ``ra``, ``dec`` of the lens centre when the input has a celestial WCS; how the input was
+prepared (``pixel_scale_in``, ``coverage``, ``background``, ``noise_rms``, ``n_masked``); ``model``,
+``lensnet_version``; ``error``.
 """
 
 from __future__ import annotations
@@ -187,17 +188,18 @@ def estimate_items(predictor, items: list, symmetrize: bool = False) -> list[dic
         mean, std = predictor.predict(torch.stack([item[1] for item in good]), torch.stack([item[2] for item in good]),
                                       batch_size=len(good), symmetrize=symmetrize)
         estimates = zip(mean.double().tolist(), std.double().tolist())
-    return [_row(index, info, *(next(estimates) if image is not None else (None, None)))
+    z95 = getattr(predictor, "z95", torch.full((len(PARAM_NAMES),), Z95)).tolist()
+    return [_row(index, info, *(next(estimates) if image is not None else (None, None)), z95)
             for index, image, _, info in items]
 
 
-def _row(index: int, info: dict, mean: list | None, std: list | None) -> dict:
+def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list) -> dict:
     row = {"index": index, "file": info["file"], "hdu": info["hdu"]}
     estimated = mean is not None
     if not estimated:
         mean = std = [math.nan] * len(PARAM_NAMES)
-    for name, m, s in zip(PARAM_NAMES, mean, std):
-        row.update({name: m, f"{name}_sigma": s, f"{name}_lo95": m - Z95 * s, f"{name}_hi95": m + Z95 * s})
+    for name, m, s, z in zip(PARAM_NAMES, mean, std, z95):
+        row.update({name: m, f"{name}_sigma": s, f"{name}_lo95": m - z * s, f"{name}_hi95": m + z * s})
     q, phi = e1e2_to_qphi(torch.tensor(row["e1"], dtype=torch.float64), torch.tensor(row["e2"], dtype=torch.float64))
     row.update(q=float(q), phi=math.degrees(float(phi)))
     sky = info["prepared"].sky_position(row["center_x"], row["center_y"]) if estimated else None
@@ -225,7 +227,8 @@ def catalog_table(rows: list[dict], card: dict) -> Table:
     table.meta.update({"model": card.get("name", "?"), "lensnet_version": __version__,
                        "conventions": "theta_E, e1, e2, center_x, center_y in lenstronomy's convention "
                                       "(e1 + i e2 = (1-q)/(1+q) exp(2i phi)); x along columns, y along rows of the "
-                                      "input image, arcsec from the requested centre; 95% = estimate -+ 1.96 sigma"})
+                                      "input image, arcsec from the requested centre; 95% = estimate -+ z95 sigma, z95 = "
+                                      "1.96 or the model card's calibrated width"})
     return table
 
 

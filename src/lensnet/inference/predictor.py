@@ -17,7 +17,7 @@ import torch.nn as nn
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError, check_finite
 from lensnet.inference.card import card_image_size
-from lensnet.inference.catalog import predict_fits
+from lensnet.inference.catalog import Z95, predict_fits
 from lensnet.inference.symmetry import symmetrized_estimate
 from lensnet.networks.registry import create_model
 from lensnet.preprocess import normalize_images
@@ -76,6 +76,8 @@ class LensPredictor(nn.Module):
         # Calibration temperature of each 1-sigma (lensnet.inference.calibration); it lives in the model card,
         # not in the weights, so the same weights can be recalibrated.
         self.register_buffer("sigma_scale", torch.ones(k), persistent=False)
+        # Half-width of the 95% interval in (calibrated) sigma: Gaussian until a calibration measures it.
+        self.register_buffer("z95", torch.full((k,), Z95), persistent=False)
         self.eval()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,13 +118,16 @@ class LensPredictor(nn.Module):
             return mean, (self.residual_rms * self.sigma_scale).expand_as(mean)
         return mean, torch.exp(0.5 * log_var) * self.target_std * self.sigma_scale
 
-    def calibrate(self, temperature: Sequence[float]) -> "LensPredictor":
-        """Scale every 1-sigma of parameter k by ``temperature[k]`` from now on; returns self."""
-        value = torch.as_tensor(temperature, dtype=self.sigma_scale.dtype, device=self.sigma_scale.device)
-        if value.shape != self.sigma_scale.shape or not (torch.isfinite(value).all() and (value > 0).all()):
-            raise LensnetValueError(f"temperature = {list(temperature)}: expected {len(self.param_names)} "
-                                    "positive numbers, one per parameter")
-        self.sigma_scale.copy_(value)
+    def calibrate(self, temperature: Sequence[float], z95: Sequence[float] | None = None) -> "LensPredictor":
+        """Scale every 1-sigma of parameter k by ``temperature[k]`` from now on, and take ``z95[k]`` sigma
+        as its 95% half-width [Gaussian, 1.96]; returns self."""
+        for name, values in (("temperature", temperature), ("z95", [Z95] * len(self.param_names) if z95 is None
+                                                             else z95)):
+            value = torch.as_tensor(values, dtype=self.sigma_scale.dtype, device=self.sigma_scale.device)
+            if value.shape != self.sigma_scale.shape or not (torch.isfinite(value).all() and (value > 0).all()):
+                raise LensnetValueError(f"{name} = {list(values)}: expected {len(self.param_names)} "
+                                        "positive numbers, one per parameter")
+            getattr(self, "sigma_scale" if name == "temperature" else "z95").copy_(value)
         return self
 
     def standardize(self, targets: torch.Tensor) -> torch.Tensor:
@@ -215,7 +220,9 @@ class LensPredictor(nn.Module):
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} predicts {names}, not {list(PARAM_NAMES)}")
         calibration = card.get("calibration")
         if calibration:
-            predictor.calibrate([calibration["temperature"][n] for n in PARAM_NAMES])
+            z95 = calibration.get("z95")
+            predictor.calibrate([calibration["temperature"][n] for n in PARAM_NAMES],
+                                None if z95 is None else [z95[n] for n in PARAM_NAMES])
         if state_dict is not None:
             try:
                 predictor.load_state_dict(state_dict)

@@ -87,11 +87,12 @@ def residual_std(residuals: torch.Tensor) -> torch.Tensor:
     return residuals.double().std(0, unbiased=False).to(residuals.dtype)
 
 
-def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.68) -> torch.Tensor:
-    """Fraction of lenses whose truth lies in the central Gaussian interval of ``probability``.
+def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.68,
+             z: torch.Tensor | None = None) -> torch.Tensor:
+    """Fraction of lenses whose truth lies in the central interval of ``probability``.
 
-    The interval is the estimate +- z sigma, z = sqrt(2) erfinv(p) (0.994 for 68%, 1.960 for 95%);
-    calibrated uncertainties give a fraction equal to ``probability``.
+    The interval is the estimate +- z sigma, by default the Gaussian z = sqrt(2) erfinv(p) (0.994 for
+    68%, 1.960 for 95%); calibrated uncertainties give a fraction equal to ``probability``.
 
     Parameters
     ----------
@@ -101,6 +102,9 @@ def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.
         Predicted 1-sigma uncertainties, same unit.
     probability : float
         Nominal probability of the interval, in (0, 1) [0.68].
+    z : Tensor, (K,), optional
+        Half-width of each parameter's interval in sigma, where a calibration sets it
+        (:func:`lensnet.inference.calibration.fit_interval_width`) [Gaussian].
 
     Returns
     -------
@@ -112,7 +116,10 @@ def coverage(residuals: torch.Tensor, std: torch.Tensor, probability: float = 0.
         raise LensnetShapeError("std", std.shape, f"{tuple(residuals.shape)}, the shape of residuals")
     if not 0 < probability < 1:
         raise LensnetValueError(f"probability = {probability}: expected a number in (0, 1)")
-    z = math.sqrt(2) * torch.erfinv(torch.tensor(float(probability), dtype=torch.float64)).item()
+    if z is None:
+        z = math.sqrt(2) * torch.erfinv(torch.tensor(float(probability), dtype=torch.float64)).item()
+    else:
+        z = torch.as_tensor(z, dtype=std.dtype, device=std.device)
     return (residuals.abs() <= z * std).to(residuals.dtype).mean(0)
 
 
@@ -150,7 +157,8 @@ def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     return residuals
 
 
-def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, snr: torch.Tensor | None = None) -> dict:
+def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, snr: torch.Tensor | None = None,
+                    z95: torch.Tensor | None = None) -> dict:
     """Per-parameter metrics of estimates ``mean`` +- ``std`` of ``truth``, each (N, 5).
 
     Returns
@@ -161,7 +169,8 @@ def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, 
         constant predictor equal to the mean truth); paper-convention ones (:data:`PAPER_PARAM_NAMES`)
         are err68, err68_abs, rms, std, bias and prior_err68. ``theta_E_bins`` and, given ``snr`` (the
         arc peak's signal-to-noise, (N,)), ``snr_bins`` hold the coverage in bins (:data:`THETA_E_BINS`,
-        :data:`SNR_BINS`).
+        :data:`SNR_BINS`). ``z95`` (K,) is the half-width of the 95% interval in sigma where a calibration
+        sets it [Gaussian, 1.96].
     """
     if mean.shape != truth.shape or std.shape != truth.shape:
         raise LensnetShapeError("mean" if mean.shape != truth.shape else "std",
@@ -177,26 +186,26 @@ def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, 
         out["lensnet"][key] = named(PARAM_NAMES, fn(res))
         out["paper"][key] = named(PAPER_PARAM_NAMES, fn(res_paper))
     out["lensnet"]["cover68"] = named(PARAM_NAMES, coverage(res, std, 0.68))
-    out["lensnet"]["cover95"] = named(PARAM_NAMES, coverage(res, std, 0.95))
+    out["lensnet"]["cover95"] = named(PARAM_NAMES, coverage(res, std, 0.95, z95))
     out["lensnet"]["prior_err68"] = named(PARAM_NAMES, error68(prior - truth))
     out["paper"]["prior_err68"] = named(PAPER_PARAM_NAMES, error68(paper_residuals(prior, truth)))
-    out["theta_E_bins"] = _coverage_bins(res, std, truth[:, PARAM_NAMES.index("theta_E")], THETA_E_BINS)
+    out["theta_E_bins"] = _coverage_bins(res, std, truth[:, PARAM_NAMES.index("theta_E")], THETA_E_BINS, z95)
     if snr is not None:
-        out["snr_bins"] = _coverage_bins(res, std, torch.as_tensor(snr, dtype=torch.float64), SNR_BINS)
+        out["snr_bins"] = _coverage_bins(res, std, torch.as_tensor(snr, dtype=torch.float64), SNR_BINS, z95)
     return out
 
 
-def _coverage_bins(res: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges) -> dict:
+def _coverage_bins(res: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges, z95=None) -> dict:
     """Coverage of the 68% and 95% intervals in bins of ``values`` (JSON: empty bins null) and the counts."""
     named = lambda values_: {n: (None if math.isnan(v) else float(v)) for n, v in zip(PARAM_NAMES, values_.tolist())}  # noqa: E731
     out = {"edges": list(edges), "count": binned_coverage(res, std, values, edges, 0.68)[1].tolist()}
-    for key, p in (("cover68", 0.68), ("cover95", 0.95)):
-        out[key] = [named(c) for c in binned_coverage(res, std, values, edges, p)[0]]
+    for key, p, z in (("cover68", 0.68, None), ("cover95", 0.95, z95)):
+        out[key] = [named(c) for c in binned_coverage(res, std, values, edges, p, z)[0]]
     return out
 
 
-def binned_coverage(residuals: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges, probability: float
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def binned_coverage(residuals: torch.Tensor, std: torch.Tensor, values: torch.Tensor, edges, probability: float,
+                    z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`coverage` in bins of ``values`` (N,): bin b holds edges[b] <= value < edges[b+1] (the last bin
     closed). Returns coverage (nbins, K), NaN for empty bins, and the lens count (nbins,)."""
     edges = torch.as_tensor(edges, dtype=torch.float64)
@@ -206,7 +215,7 @@ def binned_coverage(residuals: torch.Tensor, std: torch.Tensor, values: torch.Te
     for b in range(len(edges) - 1):
         inside = index == b
         counts.append(int(inside.sum()))
-        covers.append(coverage(residuals[inside], std[inside], probability) if inside.any()
+        covers.append(coverage(residuals[inside], std[inside], probability, z) if inside.any()
                       else torch.full((residuals.shape[1],), math.nan, dtype=residuals.dtype))
     return torch.stack(covers), torch.tensor(counts)
 

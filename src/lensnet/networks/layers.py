@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from lensnet.errors import LensnetRangeError
 
-__all__ = ["ConvBnAct", "AddCoords", "init_weights", "check_model_args"]
+__all__ = ["ConvBnAct", "AddCoords", "AttentionPool", "init_weights", "check_model_args"]
 
 
 class ConvBnAct(nn.Sequential):
@@ -69,6 +69,38 @@ class AddCoords(nn.Module):
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
         coords = torch.stack((grid_x, grid_y)).expand(b, 2, h, w)
         return torch.cat((x, coords), dim=1)
+
+
+class AttentionPool(nn.Module):
+    """Global average pool plus ``heads`` attention pools that keep where things are.
+
+    Each head is a 1 x 1 convolution giving a map whose softmax over the H x W positions weighs the
+    features and the positions: the soft-argmax (x, y) in [-1, 1] (as :class:`AddCoords`) of what the
+    head attends to. A global average pool alone throws position away; this is the "keypoint" pooling of
+    spatial-softmax heads (Levine et al. 2016, JMLR 17, 1334; arXiv:1504.00702), joined with the
+    attention pooling of Lee et al. 2019 (Set Transformer, arXiv:1810.00825).
+
+    Input (B, C, H, W); output (B, C + heads * (C + 2)): the average, then each head's features,
+    then each head's (x, y).
+    """
+
+    def __init__(self, in_chans: int, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.num_features = in_chans + heads * (in_chans + 2)
+        self.attention = nn.Conv2d(in_chans, heads, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        weights = torch.softmax(self.attention(x).flatten(2).float(), dim=-1).to(x.dtype)  # (B, heads, HW)
+        flat = x.flatten(2)  # (B, C, HW)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        positions = torch.stack((grid_x.flatten(), grid_y.flatten()), dim=1)  # (HW, 2)
+        features = torch.einsum("bmn,bcn->bmc", weights, flat).flatten(1)
+        where = (weights @ positions).flatten(1)
+        return torch.cat((flat.mean(-1), features, where), dim=1)
 
 
 def init_weights(model: nn.Module, head: nn.Module | None = None, head_std: float = 0.01) -> None:

@@ -12,7 +12,9 @@ with the changes that suit noisy 192 x 192 lens images and heteroscedastic regre
   shortcut of a downsampling block is a 2 x 2 average pool and a 1 x 1 convolution ("ResNet-D",
   He et al. 2019, arXiv:1812.01187), so that it does not skip three pixels in four; the last
   normalisation of every block starts at zero so each block starts as the identity.
-- Global average pool and one linear layer of 2 K outputs: the K means, then the K natural
+- Global average pool (or, with ``pool='attention'``, also attention pools that keep the soft-argmax
+  position of what they attend to, :class:`~lensnet.networks.layers.AttentionPool`, for the centre)
+  and one linear layer of 2 K outputs: the K means, then the K natural
   logarithms of the variances (split by :meth:`lensnet.inference.LensPredictor.split`),
   trained with the Gaussian negative log-likelihood. Where Hezaveh et al. needed dropout sampling
   (Perreault Levasseur et al. 2017, ApJL 850, L7) for uncertainties, one forward pass gives them.
@@ -28,7 +30,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from lensnet.networks.layers import AddCoords, ConvBnAct, check_model_args, init_weights
+from lensnet.errors import LensnetValueError
+from lensnet.networks.layers import AddCoords, AttentionPool, ConvBnAct, check_model_args, init_weights
 from lensnet.networks.registry import register_model
 
 __all__ = ["BasicBlock", "LensResNet"]
@@ -38,8 +41,11 @@ class BasicBlock(nn.Module):
     """Two 3 x 3 convolutions with a residual shortcut; ``stride`` 2 halves the size."""
 
     def __init__(self, in_chans: int, out_chans: int, stride: int = 1,
-                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d):
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, pool: str = "avg",
+                 attention_heads: int = 4):
         super().__init__()
+        if pool not in ("avg", "attention"):
+            raise LensnetValueError(f"pool {pool!r} is not one of 'avg', 'attention'")
         self.conv1 = ConvBnAct(in_chans, out_chans, 3, stride, norm_layer=norm_layer)
         self.conv2 = ConvBnAct(out_chans, out_chans, 3, norm_layer=norm_layer, act_layer=None)
         if stride == 1 and in_chans == out_chans:
@@ -79,13 +85,20 @@ class LensResNet(nn.Module):
     norm_layer : callable
         Normalisation taking the channel count [``nn.BatchNorm2d``]; e.g.
         ``functools.partial(nn.GroupNorm, 8)`` for small batches.
+    pool : {'avg', 'attention'}
+        Global average pool, or that plus ``attention_heads`` attention pools with their positions ['avg'].
+    attention_heads : int
+        Heads of the attention pool [4].
     """
 
     def __init__(self, in_chans: int = 1, num_outputs: int = 5, drop_rate: float = 0.0,
                  widths: tuple[int, ...] = (32, 64, 128, 256), depths: tuple[int, ...] = (2, 2, 2, 2),
                  stem_width: int = 24, predict_variance: bool = True, coord_channels: bool = True,
-                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d):
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, pool: str = "avg",
+                 attention_heads: int = 4):
         super().__init__()
+        if pool not in ("avg", "attention"):
+            raise LensnetValueError(f"pool {pool!r} is not one of 'avg', 'attention'")
         check_model_args(in_chans, num_outputs, drop_rate)
         self.num_outputs = num_outputs
         self.predicts_variance = predict_variance
@@ -102,9 +115,14 @@ class LensResNet(nn.Module):
                 blocks.append(BasicBlock(chans, width, 2 if i == 0 else 1, norm_layer))
                 chans = width
         self.stages = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        if pool == "attention":
+            self.pool = AttentionPool(chans, attention_heads)
+            pooled = self.pool.num_features
+        else:
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+            pooled = chans
         self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(chans, 2 * num_outputs if predict_variance else num_outputs)
+        self.head = nn.Linear(pooled, 2 * num_outputs if predict_variance else num_outputs)
         init_weights(self, self.head)
         for block in self.stages:  # each residual branch starts at zero: blocks start as the identity
             nn.init.zeros_(block.conv2[1].weight)
@@ -115,7 +133,7 @@ class LensResNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map to (B, 2 K): K means then K log-variances (or (B, K) means only)."""
-        return self.head(self.drop(torch.flatten(self.pool(x), 1)))
+        return self.head(self.drop(self.pool(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, in_chans, H, W) to (B, 2 K); K means, then K log-variances."""

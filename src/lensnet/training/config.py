@@ -43,8 +43,14 @@ class TrainConfig(Config):
     weight_decay: float = setting(1e-4, "decoupled weight decay of weights (not biases or norms)", min=0.0)
     schedule: Literal["cosine", "onecycle", "constant"] = setting("cosine", "learning-rate schedule over max_steps")
     warmup_steps: int = setting(0, "linear warm-up steps of the cosine schedule", min=0)
-    loss: Literal["auto", "gaussian_nll", "mse"] = setting(
-        "auto", "gaussian_nll (variance models), mse (the paper's); auto picks by the model")
+    loss: Literal["auto", "gaussian_nll", "beta_nll", "mse"] = setting(
+        "auto", "gaussian_nll or beta_nll (variance models), mse (the paper's); auto picks by the model")
+    beta: float = setting(0.5, "beta of the beta_nll loss: 0 is gaussian_nll, 1 weighs residuals like mse",
+                          min=0.0, max=1.0)
+    ema_decay: float = setting(0.0, "decay per step of an exponential moving average of the weights, used for "
+                                    "validation, test and the exported model; 0: no average", min=0.0, max=1.0,
+                               max_open=True)
+    channels_last: bool = setting(False, "train in channels-last memory layout (faster convolutions on CPUs)")
     gradient_clip: float = setting(0.0, "clip the gradient norm to this value; 0: no clipping", min=0.0)
     max_steps: int = setting(100_000, "optimizer steps in total", min=1)
     val_every_n_steps: int = setting(1000, "validate every this many steps", min=1)

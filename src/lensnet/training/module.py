@@ -8,7 +8,11 @@ units on its own; :class:`LensRegressor` adds loss, metrics and optimiser. The l
 - ``mse``: the mean over the batch and the parameters of (mu - z)^2, the paper's squared error
   (Hezaveh et al. 2017), for networks returning K means;
 - ``gaussian_nll``: the mean of (log s^2 + (mu - z)^2 / s^2) / 2, for networks with
-  ``predicts_variance = True`` that return K means and K log-variances.
+  ``predicts_variance = True`` that return K means and K log-variances;
+- ``beta_nll``: the same, each term weighted by s^(2 beta) held constant (no gradient): the
+  beta-NLL of Seitzer et al. 2022 (ICLR, arXiv:2203.09168). Plain NLL lets a lens with a large
+  predicted variance contribute little to the fit of the mean; beta = 1 gives the means the
+  gradient of the squared error while the variances are still fitted.
 
 Validation and test report, per parameter, the paper's 68% error (the half-width of the central
 68% interval of the residuals, Table 1 of the paper) and the RMS, in physical units, and for
@@ -54,8 +58,12 @@ class LensRegressor(L.LightningModule):
         Learning-rate schedule over the Trainer's ``max_steps`` ['cosine'].
     warmup_steps : int
         Linear warm-up of the cosine schedule [0].
-    loss : {'auto', 'gaussian_nll', 'mse'}
+    loss : {'auto', 'gaussian_nll', 'beta_nll', 'mse'}
         'auto' is 'gaussian_nll' for variance networks and 'mse' otherwise ['auto'].
+    beta : float
+        Exponent of the ``beta_nll`` weighting [0.5].
+    channels_last : bool
+        Train in channels-last memory layout [False].
     target_mean, target_std : sequence of 5 floats, optional
         Standardisation of the targets, in their physical units, in :data:`lensnet.PARAM_NAMES`
         order [zeros, ones].
@@ -63,18 +71,19 @@ class LensRegressor(L.LightningModule):
 
     def __init__(self, backbone: nn.Module, lr: float = 1e-3, optimizer: str = "adamw", momentum: float = 0.9,
                  weight_decay: float = 1e-4, schedule: str = "cosine", warmup_steps: int = 0, loss: str = "auto",
-                 target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
+                 beta: float = 0.5, channels_last: bool = False, target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         k = len(PARAM_NAMES)
         self.model = LensPredictor(backbone, [0.0] * k if target_mean is None else target_mean,
                                    [1.0] * k if target_std is None else target_std, log_var_clamp=LOGVAR_RANGE).train()
         self.loss_name = ("gaussian_nll" if self.model.predicts_variance else "mse") if loss == "auto" else loss
-        if self.loss_name not in ("gaussian_nll", "mse"):
-            raise LensnetValueError(f"loss {loss!r} is not one of 'auto', 'gaussian_nll', 'mse'")
-        if self.loss_name == "gaussian_nll" and not self.model.predicts_variance:
-            raise LensnetValueError("loss 'gaussian_nll' needs a network with predicts_variance = True; "
+        if self.loss_name not in ("gaussian_nll", "beta_nll", "mse"):
+            raise LensnetValueError(f"loss {loss!r} is not one of 'auto', 'gaussian_nll', 'beta_nll', 'mse'")
+        if self.loss_name != "mse" and not self.model.predicts_variance:
+            raise LensnetValueError(f"loss {self.loss_name!r} needs a network with predicts_variance = True; "
                                     "use loss 'mse' or 'auto'")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self._running_loss: torch.Tensor | None = None
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -83,8 +92,15 @@ class LensRegressor(L.LightningModule):
         for mean-only networks ``std`` is the validation RMS of each parameter (NaN before any validation)."""
         return self.model(images)
 
+    def on_fit_start(self) -> None:
+        self.model.to(memory_format=self.memory_format)
+
+    def on_fit_end(self) -> None:
+        self.model.to(memory_format=torch.contiguous_format)  # what export and safetensors expect
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
+        images = images.contiguous(memory_format=self.memory_format)
         loss = self._loss(*self.model.split(self.model.backbone(images)), self.model.standardize(targets))
         self._running_loss = loss.detach() if self._running_loss is None else (
             0.98 * self._running_loss + 0.02 * loss.detach())
@@ -137,10 +153,14 @@ class LensRegressor(L.LightningModule):
         """The loss of standardised means and log-variances (from ``self.model.split``) against targets z."""
         if self.loss_name == "mse":
             return ((mu - z) ** 2).mean()
-        return 0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var)).mean()
+        nll = 0.5 * (log_var + (mu - z) ** 2 * torch.exp(-log_var))
+        if self.loss_name == "beta_nll":
+            nll = nll * torch.exp(self.hparams.beta * log_var).detach()
+        return nll.mean()
 
     def _eval_step(self, batch, stage: str) -> None:
         images, targets = batch
+        images = images.contiguous(memory_format=self.memory_format)
         mu, log_var = self.model.split(self.model.backbone(images))
         z = self.model.standardize(targets)
         self.log(f"{stage}_loss", self._loss(mu, log_var, z), on_epoch=True, sync_dist=True, batch_size=len(targets))

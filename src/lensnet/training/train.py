@@ -32,8 +32,8 @@ from typing import Sequence
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import (Callback, LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint,
-                                         TQDMProgressBar)
+from lightning.pytorch.callbacks import (Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint,
+                                         OnExceptionCheckpoint, TQDMProgressBar)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lensnet import __version__
@@ -148,7 +148,8 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         target_mean, target_std = start_model.target_mean.tolist(), start_model.target_std.tolist()
     module = LensRegressor(backbone, lr=config.lr, optimizer=config.optimizer, momentum=config.momentum,
                            weight_decay=config.weight_decay, schedule=config.schedule,
-                           warmup_steps=config.warmup_steps, loss=config.loss,
+                           warmup_steps=config.warmup_steps, loss=config.loss, beta=config.beta,
+                           channels_last=config.channels_last,
                            target_mean=target_mean, target_std=target_std)
     if start_model is not None:
         try:
@@ -242,6 +243,8 @@ def _make_trainer(config: TrainConfig, info: dict, callbacks: Sequence[Callback]
             LearningRateMonitor(logging_interval="step"),
             _ReseedEachStep(config.seed),
             _StoreInCheckpoint(info),
+            # The average's weights are what validation, test, the checkpoints' state_dict and export see.
+            *([EMAWeightAveraging(decay=config.ema_decay)] if config.ema_decay > 0 else []),
             *([_RunProgressBar()] if enable_progress_bar else []),
             *callbacks,
         ],
