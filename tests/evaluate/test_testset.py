@@ -115,3 +115,23 @@ def test_cli_evaluate_on_a_config_file(tmp_path, write_tiny_checkpoint):
                                       "--device", "cpu", "--output-dir", str(out), "--no-progress-bar"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "evaluation.json").read_text())["test_set"]["simulation"] == "tiny-narrow-noise"
+
+
+def test_a_test_set_on_another_grid_is_resampled_like_a_real_image():
+    """tiny's 32 x 32 at 0.12" reaches a model of 40 x 40 at 0.1" through prepare_image, masks and all."""
+    torch.manual_seed(0)
+    backbone = create_model("lensnet_resnet_small", widths=(8, 8, 8, 8), stem_width=8)
+    card = {"name": "toy", "input": {"image_shape": [1, 40, 40], "pixel_scale_arcsec": 0.1}}
+    predictor = LensPredictor(backbone, [0.8, 0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.2, 0.1, 0.1], in_chans=1,
+                              image_size=(40, 40), card=card)
+    seen = []
+    original = predictor.predict
+
+    def spy(images, masks=None, **kwargs):
+        seen.append((tuple(images.shape), kwargs.get("normalized", False), masks is not None))
+        return original(images, masks, **kwargs)
+
+    predictor.predict = spy
+    result = evaluate_predictor(predictor, "tiny", num=6, seed=3, progress=False)
+    assert result.mean.shape == (6, 5) and torch.isfinite(result.mean).all()
+    assert seen == [((6, 1, 40, 40), False, True)]  # raw images on the model's grid, normalised by predict

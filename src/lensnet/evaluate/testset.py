@@ -9,6 +9,10 @@ residuals (the released code's metric), the coverage of the predicted 68% and 95
 
 The test set is a function of (preset, num, seed) only: lens chunk i of :data:`SIM_CHUNK` lenses is
 simulated from ``batch_seed(seed, i)`` (:mod:`lensnet.simulate.seeds`).
+
+A test set on another grid than the model's (``hst-acs``: 160 x 160 at 0.05") goes the way a real image
+does: each observed image is brought to the model's grid by :func:`lensnet.preprocess.real.prepare_image`
+(flux-conserving resampling, padding with noise), then normalised by the predictor.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from lensnet.device import resolve_device
 from lensnet.errors import LensnetRangeError, LensnetValueError
 from lensnet.metrics import compute_metrics
+from lensnet.preprocess.real import ModelGrid, prepare_image
 from lensnet.simulate.config import SimulationConfig, get_preset
 from lensnet.simulate.seeds import TEST_SET, batch_seed
 from lensnet.simulate.simulator import LensSimulator, peak_signal_to_noise
@@ -151,14 +157,20 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
     means = {name: [] for name in predictors}
     stds = {name: [] for name in predictors}
     t_inf = dict.fromkeys(predictors, 0.0)
+    grid = _model_grid(predictors)
     for batch, seconds in simulated_chunks(config, int(num), int(seed), device, progress):
         t_sim += seconds
         truth.append(batch.targets.double().cpu())
         snr.append(peak_signal_to_noise(batch.record).double().cpu())
+        regridded = (None if grid is None or (grid.n_pix, grid.pixel_scale) == (config.n_pix, config.pixel_scale)
+                     else _on_grid(batch, config, grid, device))
         for name, predictor in predictors.items():
             t0 = _synchronized(device)
-            mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size,
-                                          symmetrize=symmetrize)
+            if regridded is None:
+                mean, std = predictor.predict(batch.images, normalized=True, batch_size=batch_size,
+                                              symmetrize=symmetrize)
+            else:
+                mean, std = predictor.predict(*regridded, batch_size=batch_size, symmetrize=symmetrize)
             t_inf[name] += _synchronized(device) - t0
             means[name].append(mean.double().cpu())
             stds[name].append(std.double().cpu())
@@ -168,6 +180,29 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
                                             config.name, int(seed), t_inf[name], t_sim, str(device), snr,
                                             _z95(predictors[name]))
             for name in predictors}
+
+
+def _model_grid(predictors: dict) -> ModelGrid | None:
+    """The grid of the predictors' cards (one for all), or None where a card records none."""
+    cards = [getattr(p, "card", None) or {} for p in predictors.values()]
+    if not all(card.get("input") for card in cards):
+        return None
+    grids = {(g.n_pix, g.pixel_scale): g for g in map(ModelGrid.from_card, cards)}
+    if len(grids) > 1:
+        raise LensnetValueError(f"the predictors take different grids {sorted(grids)}: evaluate them one by one")
+    return next(iter(grids.values()))
+
+
+def _on_grid(batch, config: SimulationConfig, grid: ModelGrid, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The observed images of ``batch`` (one band) brought to ``grid`` as real images are, with their masks."""
+    images, masks = [], []
+    for i, (image, mask) in enumerate(zip(batch.observed[:, 0].double().cpu().numpy(),
+                                          batch.masks[:, 0].cpu().numpy())):
+        prepared = prepare_image(image, grid, config.pixel_scale, mask=mask, seed=i, where=f"test lens {i}")
+        images.append(prepared.image)
+        masks.append(prepared.mask)
+    return (torch.from_numpy(np.stack(images))[:, None].to(device),
+            torch.from_numpy(np.stack(masks))[:, None].to(device))
 
 
 def _z95(predictor) -> torch.Tensor | None:
