@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lensnet.errors import LensnetConfigError, LensnetIOError
 from lensnet.training.config import TrainConfig, load_config
-from lensnet.inference import card_markdown
+from lensnet.inference import DEFAULT_PRETRAINED, card_markdown, list_pretrained, load_pretrained
 from lensnet.training.checkpoint import read_checkpoint
 from lensnet.training.train import run_training
 
@@ -149,6 +149,24 @@ def test_init_from_starts_with_the_checkpoints_weights_and_scaling(resume_setup,
     assert card["training"]["num_training_images_all_stages"] == 41 * 16
     assert "656 lenses" in card["description"]
     assert "| stages | 2 runs" in card_markdown(card)
+
+
+def test_init_from_a_shipped_model(resume_setup, tmp_path):
+    if DEFAULT_PRETRAINED not in list_pretrained():
+        pytest.skip("needs the shipped model")
+    config, _, factory = resume_setup
+    shipped = load_pretrained()
+    config = config.with_overrides(output_dir=str(tmp_path), init_from=f"pretrained:{DEFAULT_PRETRAINED}",
+                                   model=shipped.card["model"]["name"], model_kwargs={}, max_steps=1, lr=1e-9,
+                                   weight_decay=0.0, warmup_steps=0, seed=98, num_stats=2, num_val=4, num_test=4,
+                                   batch_size=4)
+    tuned = run_training(config, simulator_factory=factory, enable_progress_bar=False)
+    expected = dict(shipped.backbone.named_parameters())
+    for name, value in tuned.module.model.backbone.named_parameters():
+        assert torch.allclose(value, expected[name], rtol=0, atol=1e-6), name
+    assert torch.equal(tuned.module.model.target_std, shipped.target_std)
+    stages = read_checkpoint(tuned.checkpoint).stages()
+    assert len(stages) == len(shipped.card["training"]["stages"]) + 1 and stages[-1]["seed"] == 98
 
 
 def test_init_from_rejects_another_network(resume_setup, tmp_path):

@@ -67,8 +67,9 @@ class TrainConfig(Config):
                                  choices=("auto",))
     num_nodes: int = setting(1, "machines; devices * num_nodes > 1 trains with DDP", min=1)
     output_dir: str = setting("runs/lensnet", "folder for config.yaml, checkpoints/ and logs")
-    init_from: str | None = setting(None, "checkpoint whose weights and target scaling start this run (fine-tuning); "
-                                     "optimizer and schedule start afresh")
+    init_from: str | None = setting(None, "checkpoint, or 'pretrained:NAME' for a shipped model, whose weights and "
+                                     "target scaling start this run (fine-tuning); optimizer and schedule start "
+                                     "afresh")
 
     def with_overrides(self, **overrides) -> "TrainConfig":
         """A copy with the given fields replaced; ``None`` values are ignored (unset CLI options)."""

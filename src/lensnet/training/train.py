@@ -39,6 +39,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetConfigError, LensnetIOError
+from lensnet.inference import LensPredictor, load_pretrained
 from lensnet.networks import DEFAULT_MODEL, create_model
 from lensnet.simulate.seeds import batch_seed
 from lensnet.training.checkpoint import CHECKPOINT_KEY, read_checkpoint
@@ -129,9 +130,9 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
     if ckpt_path is not None:
         read_checkpoint(ckpt_path)  # an unreadable checkpoint stops the run before anything is written
     # A resumed run restores its own weights; a new one may start from another run's.
-    start = read_checkpoint(config.init_from) if config.init_from is not None and ckpt_path is None else None
-    if start is not None and start.train_config["model"] != config.model:
-        raise LensnetConfigError(f"init_from = {config.init_from!r} holds a {start.train_config['model']!r} "
+    start = _starting_point(config.init_from) if config.init_from is not None and ckpt_path is None else None
+    if start is not None and start.model_name != config.model:
+        raise LensnetConfigError(f"init_from = {config.init_from!r} holds a {start.model_name!r} "
                                  f"network, but model = {config.model!r}")
     factory = simulator_factory or PresetSimulatorFactory(config.simulation, config.simulation_overrides)
     data = SimulatedLensDataModule(factory, batch_size=config.batch_size, seed=config.seed, num_val=config.num_val,
@@ -142,7 +143,7 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         backbone = create_model(config.model, in_chans=stats.image_shape[0], num_outputs=len(PARAM_NAMES),
                                 **config.model_kwargs)
     target_mean, target_std = stats.mean.tolist(), stats.std.tolist()
-    start_model = start.regressor().model if start is not None else None
+    start_model = start.predictor if start is not None else None
     if start_model is not None:
         # The head was trained against the start's target scaling: keep it so its outputs keep their meaning.
         target_mean, target_std = start_model.target_mean.tolist(), start_model.target_std.tolist()
@@ -159,7 +160,7 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
                                      f"{config.model_kwargs}: {str(exc).splitlines()[0]}") from None
     info = {"train_config": config.to_dict(), "in_chans": stats.image_shape[0], "lensnet_version": __version__,
             "simulation": _simulation_dict(factory),
-            "earlier_stages": start.stages() if start is not None else []}
+            "earlier_stages": start.stages if start is not None else []}
     trainer = _make_trainer(config, info, callbacks, enable_progress_bar)
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
@@ -186,6 +187,25 @@ def run_training(config: TrainConfig, resume: str | None = None, devices: int | 
         final = out / "checkpoints" / "interrupted.ckpt"
     return TrainResult(module, config, out, final if final.is_file() else None, trainer.global_step,
                        interrupted, metrics)
+
+
+@dataclass
+class _StartingPoint:
+    """What ``init_from`` gives a run: the network's name, its trained predictor, the stages that made it."""
+
+    model_name: str
+    predictor: LensPredictor
+    stages: list
+
+
+def _starting_point(init_from: str) -> _StartingPoint:
+    """A training checkpoint's, or with ``pretrained:NAME`` a shipped model's, weights and history."""
+    if init_from.startswith("pretrained:"):
+        predictor = load_pretrained(init_from.split(":", 1)[1])
+        card = predictor.card
+        return _StartingPoint(card["model"]["name"], predictor, list((card.get("training") or {}).get("stages", [])))
+    start = read_checkpoint(init_from)
+    return _StartingPoint(start.train_config["model"], start.regressor().model, start.stages())
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
