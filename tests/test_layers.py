@@ -12,6 +12,7 @@ LAYERS = [
     ["lensing", "sources", "observe", "preprocess", "deblend"],
     ["simulate", "networks"],
     ["inference"],
+    ["refine"],
     ["training"],
     ["evaluate"],
     ["cli", "demo"],

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y) -> tuple[torch.Tensor, torch.Tensor]:
+def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y, core: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Deflection angle (alpha_x, alpha_y) in arcsec, each (B, H, W); Keeton 2001 eqs. 34-35.
 
     Parameters
@@ -56,13 +56,17 @@ def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y) -> tuple[torch.Ten
         Image-plane positions.
     theta_E, e1, e2, center_x, center_y : Tensor, (B,)
         SIE parameters in the lensnet convention (:mod:`lensnet.conventions`).
+    core : float
+        Core radius s in arcsec [0: the SIE]: the non-singular isothermal ellipsoid of Keeton 2001
+        (section 3.1.2), psi = sqrt(q^2 (s^2 + x'^2) + y'^2). A fit uses a core far below a pixel, so that
+        the deflection's derivative stays finite where a sample falls on the lens centre.
 
     Raises
     ------
     LensnetShapeError, LensnetRangeError, LensnetValueError
         For badly shaped coordinates or parameters, theta_E <= 0, |e| >= 1 or non-finite parameters.
     """
-    return _deflection(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y))
+    return _deflection(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y), core=core)
 
 
 def sie_convergence(x, y, theta_E, e1, e2, center_x, center_y) -> torch.Tensor:
@@ -171,9 +175,9 @@ def _checked(x, y, theta_E, e1, e2, center_x, center_y):
     return p.theta_E, p.e1, p.e2, p.center_x, p.center_y
 
 
-def _deflection(x, y, theta_E, e1, e2, center_x, center_y):
+def _deflection(x, y, theta_E, e1, e2, center_x, center_y, core: float = 0.0):
     xp, yp, b, q, cos, sin = _frame(x, y, theta_E, e1, e2, center_x, center_y)
-    axp, ayp = _deflection_major_axis(xp, yp, b, q)
+    axp, ayp = _deflection_major_axis(xp, yp, b, q) if core == 0 else _nie_deflection_major_axis(xp, yp, b, q, core)
     return (cos * axp).addcmul_(sin, ayp, value=-1), (sin * axp).addcmul_(cos, ayp)
 
 
@@ -213,8 +217,10 @@ def _frame(x, y, theta_E, e1, e2, center_x, center_y):
 
 
 def _psi(xp, yp, q):
-    tiny = torch.finfo(xp.dtype).tiny ** 0.5  # keeps 0/0 at the exact centre finite
-    return torch.sqrt((q * xp).square_().addcmul_(yp, yp)).clamp_min(tiny)
+    # Clamped below sqrt's argument, not after: the same values, and at the exact centre neither 0/0 nor an
+    # infinite derivative (a fit's gradient stays finite when a pixel falls on the lens centre).
+    tiny = torch.finfo(xp.dtype).tiny
+    return torch.sqrt((q * xp).square_().addcmul_(yp, yp).clamp_min_(tiny))
 
 
 def _deflection_major_axis(xp, yp, b, q):
@@ -224,6 +230,14 @@ def _deflection_major_axis(xp, yp, b, q):
     # is bounded by c < 1 because |y'| <= psi, so it never reaches the pole.
     scale = b / c
     return torch.atan2(c * xp, psi).mul_(scale), torch.atanh((c * yp).div_(psi)).mul_(scale)
+
+
+def _nie_deflection_major_axis(xp, yp, b, q, core: float):
+    """Keeton 2001 eq. 34-35 with a core s: the NIE's deflection in the major-axis frame."""
+    c = _eccentricity(q)
+    psi = torch.sqrt(q * q * (core * core + xp * xp) + yp * yp)
+    scale = b / c
+    return torch.atan2(c * xp, psi + core) * scale, torch.atanh(c * yp / (psi + q * q * core)) * scale
 
 
 def _eccentricity(q):

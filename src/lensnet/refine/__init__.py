@@ -1,0 +1,13 @@
+"""Likelihood fits of lens images seeded by the network (``lensnet refine``).
+
+:mod:`lensnet.refine.model` is the image model (SIE + elliptical Sersic source, PSF, background) and its
+chi^2; :mod:`lensnet.refine.fit` the batched, multi-start L-BFGS fit with a Gaussian prior from the
+network and Laplace uncertainties.
+"""
+
+from lensnet.refine.fit import RefineResult, refine_lenses
+from lensnet.refine.model import (FIT_PARAM_NAMES, ImageData, chi_square, gaussian_log_likelihood, model_images,
+                                  to_physical, to_unconstrained)
+
+__all__ = ["FIT_PARAM_NAMES", "ImageData", "RefineResult", "chi_square", "gaussian_log_likelihood",
+           "model_images", "refine_lenses", "to_physical", "to_unconstrained"]

@@ -1,0 +1,97 @@
+"""The likelihood fit: its chi^2 is lenstronomy's, it recovers a noiseless lens, bad inputs are refused."""
+
+import numpy as np
+import pytest
+import torch
+from lenstronomy.Data.imaging_data import ImageData as LenstronomyData
+from lenstronomy.Data.psf import PSF
+from lenstronomy.ImSim.image_model import ImageModel
+from lenstronomy.LensModel.lens_model import LensModel
+from lenstronomy.LightModel.light_model import LightModel
+
+from lensnet.conventions import LensParams
+from lensnet.errors import LensnetShapeError, LensnetValueError
+from lensnet.lensing import SIE, PixelGrid
+from lensnet.observe.psf import convolve, gaussian_kernels
+from lensnet.refine import ImageData, refine_lenses
+from lensnet.refine.model import chi_square_at, linear_solve, to_physical, to_unconstrained, unit_images
+from lensnet.simulate import render
+from lensnet.sources import Sersic
+
+F64 = torch.float64
+GRID = PixelGrid(80, 0.06)
+# theta_E, e1, e2, center_x, center_y | R_sersic, n_sersic, e1, e2, center_x, center_y
+TRUTH = torch.tensor([[1.2, 0.1, -0.05, 0.03, -0.02, 0.15, 1.0, 0.1, 0.05, 0.05, 0.02],
+                      [0.9, -0.15, 0.1, -0.05, 0.04, 0.2, 1.5, -0.1, 0.0, -0.1, 0.05]], dtype=F64)
+
+
+def _images(params, psf, amplitude=1.0):
+    lens = SIE(LensParams(*params[:, :5].T))
+    n = len(params)
+    source = Sersic(torch.full((n,), amplitude, dtype=F64), *params[:, 5:].T)
+    return convolve(render(lens, source, GRID, 1)[:, None], psf)[:, 0]
+
+
+def test_chi_square_is_lenstronomys():
+    psf = gaussian_kernels(torch.full((1,), 1.2, dtype=F64), 5)
+    sigma = 0.02
+    image = _images(TRUTH[:1], psf) + sigma * torch.randn(1, 80, 80, generator=torch.Generator().manual_seed(0),
+                                                          dtype=F64)
+    data = ImageData(image, torch.full_like(image, sigma), torch.zeros_like(image, dtype=torch.bool), psf, GRID)
+    trial = TRUTH[:1] * 1.02  # some other parameters, amplitude 0.9
+    ours = chi_square_at(trial, torch.tensor([0.9], dtype=F64), torch.zeros(1, dtype=F64), data)
+    corner = -(80 - 1) / 2 * GRID.pixel_scale
+    kwargs_data = {"image_data": image[0].numpy(), "background_rms": sigma, "exposure_time": 1e12,
+                   "transform_pix2angle": np.diag([GRID.pixel_scale] * 2), "ra_at_xy_0": corner,
+                   "dec_at_xy_0": corner}
+    lenstronomy_data = LenstronomyData(**kwargs_data)
+    model = ImageModel(lenstronomy_data, PSF(psf_type="PIXEL", kernel_point_source=psf[0].numpy()),
+                       lens_model_class=LensModel(["SIE"]), source_model_class=LightModel(["SERSIC_ELLIPSE"]),
+                       kwargs_numerics={"supersampling_factor": 1})
+    t = trial[0].tolist()
+    kwargs_lens = [{"theta_E": t[0], "e1": t[1], "e2": t[2], "center_x": t[3], "center_y": t[4]}]
+    kwargs_source = [{"amp": 0.9, "R_sersic": t[5], "n_sersic": t[6], "e1": t[7], "e2": t[8], "center_x": t[9],
+                      "center_y": t[10]}]
+    prediction = model.image(kwargs_lens=kwargs_lens, kwargs_source=kwargs_source)
+    log_l = lenstronomy_data.log_likelihood(prediction, np.ones((80, 80)))
+    assert -0.5 * float(ours[0]) == pytest.approx(log_l, rel=1e-5)
+
+
+def test_linear_solve_and_parameter_transforms():
+    psf = gaussian_kernels(torch.full((2,), 1.0, dtype=F64), 4)
+    data = ImageData(torch.zeros(2, 80, 80, dtype=F64), torch.ones(2, 80, 80, dtype=F64),
+                     torch.zeros(2, 80, 80, dtype=torch.bool), psf, GRID)
+    unit = unit_images(TRUTH, data)
+    data.image = 3.0 * unit + 0.25
+    amplitude, background = linear_solve(unit, data)
+    torch.testing.assert_close(amplitude, torch.full((2,), 3.0, dtype=F64))
+    torch.testing.assert_close(background, torch.full((2,), 0.25, dtype=F64))
+    torch.testing.assert_close(to_physical(to_unconstrained(TRUTH)), TRUTH)
+
+
+def test_a_noiseless_lens_is_recovered_from_a_start_ten_percent_off():
+    psf = gaussian_kernels(torch.full((2,), 1.0, dtype=F64), 4)
+    image = _images(TRUTH, psf)
+    data = ImageData(image, torch.full_like(image, 0.01 * float(image.max())), torch.zeros_like(image, dtype=torch.bool),
+                     psf, GRID)
+    start = TRUTH[:, :5] * torch.tensor([1.1, 1.1, 0.9, 1.1, 0.9], dtype=F64)
+    result = refine_lenses(data, start, torch.full_like(start, 0.1), prior=False, restarts=1, clip=None)
+    assert (result.lens - TRUTH[:, :5]).abs().max() < 1e-3, result.lens - TRUTH[:, :5]
+    assert (result.reduced_chi2 < 1e-3).all()
+    assert torch.isfinite(result.lens_sigma).all() and (result.lens_sigma < 0.01).all()
+
+
+def test_bad_inputs_get_clear_errors():
+    psf = gaussian_kernels(torch.full((1,), 1.0, dtype=F64), 4)
+    image = torch.zeros(1, 80, 80, dtype=F64)
+    start, spread = TRUTH[:1, :5], torch.full((1, 5), 0.1, dtype=F64)
+    no_mask = torch.zeros_like(image, dtype=torch.bool)
+    with pytest.raises(LensnetValueError, match="noise"):
+        refine_lenses(ImageData(image, torch.zeros_like(image), no_mask, psf, GRID), start, spread)
+    with pytest.raises(LensnetValueError, match="entirely masked"):
+        refine_lenses(ImageData(image, torch.ones_like(image), torch.ones_like(no_mask), psf, GRID), start, spread)
+    with pytest.raises(LensnetShapeError, match="start"):
+        refine_lenses(ImageData(image, torch.ones_like(image), no_mask, psf, GRID), start[:, :3], spread)
+    with pytest.raises(LensnetValueError, match="NaN"):
+        refine_lenses(ImageData(image.clone().fill_(float("nan")), torch.ones_like(image), no_mask, psf, GRID),
+                      start, spread)
