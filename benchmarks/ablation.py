@@ -142,10 +142,11 @@ def main(argv=None) -> list[dict]:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     machine = machine_description(torch.device("cpu"))
-    rows = []
     for name in args.arms.split(","):
-        rows.append(run_arm(name, ARMS[name], args.minutes, out, args.num_test))
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps(run_arm(name, ARMS[name], args.minutes, out, args.num_test)), flush=True)
+        # Every finished arm, also those of an earlier invocation (a rerun of some arms keeps the others).
+        rows = [json.loads((out / arm / "result.json").read_text()) for arm in ARMS
+                if (out / arm / "result.json").is_file()]
         write_tables(rows, args, machine)
     return rows
 

@@ -39,7 +39,8 @@ def cli():
 
     Stages, in pipeline order: simulate training data, train networks, export a trained network as
     a shipped model, evaluate models on seeded test sets and combine several, predict lens
-    parameters of real FITS images; `demo` runs the main job on built-in defaults.
+    parameters of real FITS images and refine them by a likelihood fit; `demo` runs the main job on
+    built-in defaults.
     """
 
 
@@ -346,10 +347,18 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
 @click.option("--devices", default="1", show_default=True, help="Processes (devices) per node; > 1 runs DDP.")
 @click.option("--num-nodes", default=1, show_default=True, help="Machines (DDP).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... for one process.")
+@click.option("--refine", "refine_fit", is_flag=True,
+              help="Refine each estimate by a likelihood fit seeded by it (needs --psf-fwhm); see `lensnet refine`.")
+@click.option("--psf-fwhm", type=float, help="FWHM of the PSF in arcsec (Gaussian), for --refine.")
+@click.option("--gain", type=float, help="Counts per data unit, adds the sources' Poisson noise to --refine's fit.")
+@click.option("--no-prior", is_flag=True, help="--refine: the network's estimate starts the fit but is no prior.")
+@click.option("--restarts", default=2, show_default=True, help="--refine: starts per lens.")
+@click.option("--max-iter", default=100, show_default=True, help="--refine: L-BFGS iterations.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
-            deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, overwrite, no_progress_bar):
+            deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf_fwhm, gain,
+            no_prior, restarts, max_iter, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
 
@@ -360,6 +369,10 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 
     if weights and checkpoint:
         raise click.UsageError("give --weights or --checkpoint, not both")
+    if refine_fit and psf_fwhm is None:
+        raise click.UsageError("--refine needs the PSF: give --psf-fwhm ARCSEC")
+    if refine_fit and (devices != "1" or num_nodes > 1 or symmetrize):
+        raise click.UsageError("--refine runs in one process, without --symmetrize")
     for target in filter(None, (output, lenstronomy_json)):
         check_writable(target)
         if Path(target).exists() and not overwrite:
@@ -381,6 +394,12 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
                                          **options)
         if table is None:  # not rank 0
             return
+    elif refine_fit:
+        from lensnet.refine.catalog import refine_fits
+
+        table = refine_fits(predictor, inputs, psf_fwhm, gain=gain, prior=not no_prior, restarts=restarts,
+                            max_iter=max_iter, progress=not no_progress_bar, **options)
+        write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
                              progress=not no_progress_bar, **options)
@@ -393,6 +412,30 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
     click.echo(f"wrote {output}: {len(table) - len(failed)} lens(es) estimated, {len(failed)} file(s) failed")
     if failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--psf-fwhm", type=float, required=True, help="FWHM of the PSF in arcsec (Gaussian).")
+@click.option("-o", "--output", default="lensnet_refined.ecsv", show_default=True,
+              help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
+@click.option("--weights", help="Shipped model whose estimates seed the fit [lensnet's default model].")
+@click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME.")
+@click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE].")
+@click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre].")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+              help="FITS image, non-zero where pixels must be ignored.")
+@click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy).")
+@click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise.")
+@click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior.")
+@click.option("--restarts", default=2, show_default=True, help="Starts per lens.")
+@click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
+@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+@click.pass_context
+def refine(ctx, **options):
+    """Network estimates refined by an SIE + Sersic likelihood fit (`predict --refine`), with Laplace errors."""
+    ctx.invoke(predict, refine_fit=True, **options)
 
 
 @cli.command()

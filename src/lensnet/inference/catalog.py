@@ -117,7 +117,8 @@ class FitsInputs(Dataset):
         except LensnetError as exc:
             return i, None, None, {**info, "error": str(exc)}
         info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
-                    noise_rms=prepared.noise_rms, n_masked=int(prepared.mask.sum()), error="",
+                    noise_rms=prepared.noise_rms, grid_noise_rms=prepared.grid_noise_rms,
+                    n_masked=int(prepared.mask.sum()), error="",
                     prepared=dataclasses.replace(prepared, image=None, mask=None))  # the arrays travel as tensors
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
 

@@ -90,6 +90,8 @@ class PreparedImage:
         Fraction of the model's field side covered by the image.
     wcs : astropy.wcs.WCS or None
         The input's celestial WCS, to put estimated centres on the sky.
+    grid_noise_rms : float
+        The noise rms per pixel on the model's grid (resampling averages the input's), the unit of ``image``.
     """
 
     image: np.ndarray
@@ -100,6 +102,7 @@ class PreparedImage:
     center_pixel: tuple[float, float]
     coverage: float
     wcs: WCS | None = None
+    grid_noise_rms: float = math.nan
 
     def sky_position(self, dx_arcsec: float, dy_arcsec: float):
         """RA, Dec (degrees) of the point (dx, dy) arcsec from the centre along the image axes, or None."""
@@ -242,7 +245,7 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
     image = np.where(outside, pad, np.where(masked, 0.0, image)).astype(np.float32)
     return PreparedImage(image, masked, float(background), float(noise), float(pixel_scale), (cx, cy), coverage,
-                         wcs)
+                         wcs, float(rms_out))
 
 
 def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
