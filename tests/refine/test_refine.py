@@ -3,19 +3,25 @@
 import numpy as np
 import pytest
 import torch
+from astropy.io import fits
+from astropy.table import Table
+from click.testing import CliRunner
 from lenstronomy.Data.imaging_data import ImageData as LenstronomyData
 from lenstronomy.Data.psf import PSF
 from lenstronomy.ImSim.image_model import ImageModel
 from lenstronomy.LensModel.lens_model import LensModel
 from lenstronomy.LightModel.light_model import LightModel
 
-from lensnet.conventions import LensParams
+from lensnet.cli import cli
+from lensnet.conventions import PARAM_NAMES, LensParams
 from lensnet.errors import LensnetShapeError, LensnetValueError
+from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained
 from lensnet.lensing import SIE, PixelGrid
 from lensnet.observe.psf import convolve, gaussian_kernels
 from lensnet.refine import ImageData, refine_lenses
 from lensnet.refine.model import chi_square_at, linear_solve, to_physical, to_unconstrained, unit_images
-from lensnet.simulate import render
+from lensnet.simulate import LensSimulator, get_preset, render
+from lensnet.simulate.seeds import batch_seed
 from lensnet.sources import Sersic
 
 F64 = torch.float64
@@ -95,3 +101,26 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(LensnetValueError, match="NaN"):
         refine_lenses(ImageData(image.clone().fill_(float("nan")), torch.ones_like(image), no_mask, psf, GRID),
                       start, spread)
+
+
+def test_refine_command_adds_refined_columns(tmp_path):
+    """A simulated paper lens as a FITS file: `lensnet refine` writes the network's and the refined columns."""
+    if DEFAULT_PRETRAINED not in list_pretrained():
+        pytest.skip("needs the shipped model")
+    batch = LensSimulator(get_preset("paper").for_split("test")).simulate(1, batch_seed(5, 0))
+    path = tmp_path / "lens.fits"
+    header = fits.Header()
+    header["PIXSCALE"] = 0.04
+    fits.PrimaryHDU(batch.observed[0, 0].numpy(), header=header).writeto(path)
+    fwhm = 2.3548 * float(batch.record["psf_sigma_pix"][0]) * 0.04
+    out = tmp_path / "refined.ecsv"
+    result = CliRunner().invoke(cli, ["refine", str(path), "--psf-fwhm", f"{max(fwhm, 0.01):.4f}", "-o", str(out),
+                                      "--restarts", "1", "--max-iter", "30", "--no-progress-bar"])
+    assert result.exit_code == 0, result.output
+    table = Table.read(out)
+    for name in PARAM_NAMES:
+        assert np.isfinite(table[f"{name}_refined"][0]) and table[f"{name}_refined"].unit == table[name].unit
+    assert 0.2 < table["reduced_chi2"][0] < 5 and 0 < table["q_refined"][0] <= 1
+    assert abs(table["theta_E_refined"][0] - float(batch.targets[0, 0])) < 0.1
+    missing = CliRunner().invoke(cli, ["predict", str(path), "--refine", "-o", str(tmp_path / "x.ecsv")])
+    assert missing.exit_code != 0 and "--psf-fwhm" in missing.output
