@@ -354,11 +354,12 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
 @click.option("--no-prior", is_flag=True, help="--refine: the network's estimate starts the fit but is no prior.")
 @click.option("--restarts", default=2, show_default=True, help="--refine: starts per lens.")
 @click.option("--max-iter", default=100, show_default=True, help="--refine: L-BFGS iterations.")
+@click.option("--figures", type=click.Path(file_okay=False), help="--refine: folder for data/model/residual figures.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
             deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf_fwhm, gain,
-            no_prior, restarts, max_iter, overwrite, no_progress_bar):
+            no_prior, restarts, max_iter, figures, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
 
@@ -398,7 +399,7 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
         from lensnet.refine.catalog import refine_fits
 
         table = refine_fits(predictor, inputs, psf_fwhm, gain=gain, prior=not no_prior, restarts=restarts,
-                            max_iter=max_iter, progress=not no_progress_bar, **options)
+                            max_iter=max_iter, progress=not no_progress_bar, figures=figures, **options)
         write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
@@ -430,6 +431,7 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 @click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior.")
 @click.option("--restarts", default=2, show_default=True, help="Starts per lens.")
 @click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations.")
+@click.option("--figures", type=click.Path(file_okay=False), help="Folder for data/model/residual figures.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 @click.pass_context

@@ -13,10 +13,12 @@ __all__ = ["deblend_figure"]
 
 
 def deblend_figure(panels: Sequence[tuple[str, np.ndarray]], pixel_scale: float, output: str | Path,
-                   title: str = "", mask: np.ndarray | None = None) -> Path:
+                   title: str = "", mask: np.ndarray | None = None, residuals: Sequence[str] = ()) -> Path:
     """One panel per (label, image), arcsec axes centred on the image, each on its own 1-99.5% stretch.
 
-    ``mask`` (True where masked) is outlined in cyan on every panel.
+    ``mask`` (True where masked) is outlined in cyan on every panel. Panels whose label is in ``residuals``
+    are drawn on a diverging colour map from -5 to 5 (a residual in units of sigma), as ``lensnet refine``'s
+    figure of data, model and residual.
     """
     fig = new_figure(3.3 * len(panels), 3.7, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
@@ -25,7 +27,10 @@ def deblend_figure(panels: Sequence[tuple[str, np.ndarray]], pixel_scale: float,
         extent = (-w / 2 * pixel_scale, w / 2 * pixel_scale, -h / 2 * pixel_scale, h / 2 * pixel_scale)
         finite = image[np.isfinite(image)]
         lo, hi = np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0)
-        ax.imshow(image, origin="lower", extent=extent, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+        cmap = "magma"
+        if label in residuals:
+            lo, hi, cmap = -5.0, 5.0, "RdBu_r"
+        ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         if mask is not None and mask.any():
             ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.6, origin="lower",
                        extent=extent)

@@ -6,7 +6,8 @@ Each file is read and brought to the model's grid as by ``lensnet predict``
 rms on the model's grid, plus the Poisson variance of the counts where a ``gain`` is given), its masks and
 a Gaussian PSF of the given FWHM. The catalogue holds the network's columns and, for each SIE parameter,
 ``<p>_refined`` and ``<p>_refined_sigma`` (Laplace), ``q_refined``, ``phi_refined`` and
-``reduced_chi2``.
+``reduced_chi2``. With ``figures``, each lens also gets a figure of the data, the best model and the
+residual in sigma (``<figures>/<file stem>_refined.png``).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from astropy.table import Table
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from pathlib import Path
+
 from lensnet.conventions import PARAM_NAMES, e1e2_to_qphi
+from lensnet.deblend.figure import deblend_figure
 from lensnet.errors import LensnetValueError
 from lensnet.inference.catalog import catalog_table, estimate_items, fits_inputs
 from lensnet.lensing import PixelGrid
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.real import ModelGrid
 from lensnet.refine.fit import refine_lenses
-from lensnet.refine.model import ImageData
+from lensnet.refine.model import ImageData, model_images
 
 __all__ = ["FWHM_PER_SIGMA", "refine_fits"]
 
@@ -37,7 +41,7 @@ FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | None = None, prior: bool = True,
                 restarts: int = 2, max_iter: int = 100, batch_size: int = 16, progress: bool = True,
-                **options) -> Table:
+                figures: str | Path | None = None, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 
     Parameters
@@ -58,6 +62,8 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
         Images fitted together [16].
     progress : bool
         Show a progress bar [True].
+    figures : str or Path, optional
+        Folder for each lens's figure of data, model and residual [None: no figures].
     **options
         ``hdu``, ``pixel_scale``, ``center``, ``sky_center``, ``mask``, ``cosmic_rays`` as in
         :func:`lensnet.inference.catalog.predict_fits`.
@@ -83,7 +89,7 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
             rows += batch_rows
             good = [(item, row) for item, row in zip(items, batch_rows) if item[1] is not None]
             if good:
-                refined.update(_fit(good, grid, psf_fwhm, gain, prior, restarts, max_iter))
+                refined.update(_fit(good, grid, psf_fwhm, gain, prior, restarts, max_iter, figures))
             bar.update(len(items))
     table = catalog_table(rows, predictor.card)  # rows in the order of their index
     index = sorted(r["index"] for r in rows)
@@ -103,7 +109,8 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
     return table
 
 
-def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: int, max_iter: int) -> dict:
+def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: int, max_iter: int,
+         figures: str | Path | None) -> dict:
     """{file index: (refined (5,), sigma (5,), reduced chi^2)} of the usable items of one batch."""
     images = torch.stack([item[1][0] for item, _ in good]).double()
     masks = torch.stack([item[2][0] for item, _ in good])
@@ -117,5 +124,17 @@ def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: in
     start = torch.tensor([[row[n] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
     spread = torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
     result = refine_lenses(data, start, spread, prior=prior, restarts=restarts, max_iter=max_iter)
+    if figures is not None:
+        Path(figures).mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            model, _, _ = model_images(result.params, data)
+        for i, (_, row) in enumerate(good):
+            residual = torch.where(data.mask[i], 0.0, (data.image[i] - model[i]) / data.sigma[i]).numpy()
+            panels = [("data", data.image[i].numpy()), ("SIE + Sersic model", model[i].numpy()),
+                      ("residual / sigma", residual)]
+            title = (f"{Path(row['file']).name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
+                     f"{float(result.reduced_chi2[i]):.2f}")
+            deblend_figure(panels, grid.pixel_scale, Path(figures) / f"{Path(row['file']).stem}_refined.png",
+                           title=title, mask=data.mask[i].numpy(), residuals=("residual / sigma",))
     return {row["index"]: (result.lens[i].tolist(), result.lens_sigma[i].tolist(), float(result.reduced_chi2[i]))
             for i, (_, row) in enumerate(good)}
