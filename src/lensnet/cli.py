@@ -324,19 +324,42 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
     return str(arcs)
 
 
+#: Options of how FITS inputs are read, shared by `predict` and `refine`.
+_INPUT_OPTIONS = (
+    click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME."),
+    click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE]."),
+    click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre]."),
+    click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+                 help="FITS image, non-zero where pixels must be ignored."),
+    click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy)."),
+)
+#: Options of the likelihood fit, shared by `predict --refine` and `refine`.
+_FIT_OPTIONS = (
+    click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise to the fit."),
+    click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
+    click.option("--restarts", default=2, show_default=True, help="Starts per lens of the fit."),
+    click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations of the fit."),
+    click.option("--figures", type=click.Path(file_okay=False), help="Folder for data/model/residual figures."),
+)
+
+
+def _with_options(*groups):
+    """Apply groups of click options to a command, in the order listed."""
+    def decorate(command):
+        for option in reversed([o for group in groups for o in group]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default="lensnet_catalog.ecsv", show_default=True,
               help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
 @click.option("--weights", help="Shipped model [lensnet's default model].")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="A training checkpoint instead.")
-@click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME.")
-@click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE].")
-@click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre].")
+@_with_options(_INPUT_OPTIONS)
 @click.option("--sky-center", help="Cutout centre RA,DEC in degrees (needs a WCS).")
-@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
-              help="FITS image, non-zero where pixels must be ignored.")
-@click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy).")
 @click.option("--symmetrize", is_flag=True, help="Average over the 8 rotations and reflections (8x the compute).")
 @click.option("--deblend", "deblend_with", metavar="BAND2|sersic",
               help="Remove the lens light first: ICA with this second band's FITS file, or 'sersic' (one input).")
@@ -350,11 +373,7 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
 @click.option("--refine", "refine_fit", is_flag=True,
               help="Refine each estimate by a likelihood fit seeded by it (needs --psf-fwhm); see `lensnet refine`.")
 @click.option("--psf-fwhm", type=float, help="FWHM of the PSF in arcsec (Gaussian), for --refine.")
-@click.option("--gain", type=float, help="Counts per data unit, adds the sources' Poisson noise to --refine's fit.")
-@click.option("--no-prior", is_flag=True, help="--refine: the network's estimate starts the fit but is no prior.")
-@click.option("--restarts", default=2, show_default=True, help="--refine: starts per lens.")
-@click.option("--max-iter", default=100, show_default=True, help="--refine: L-BFGS iterations.")
-@click.option("--figures", type=click.Path(file_okay=False), help="--refine: folder for data/model/residual figures.")
+@_with_options(_FIT_OPTIONS)
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
@@ -421,17 +440,7 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 @click.option("-o", "--output", default="lensnet_refined.ecsv", show_default=True,
               help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
 @click.option("--weights", help="Shipped model whose estimates seed the fit [lensnet's default model].")
-@click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME.")
-@click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE].")
-@click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre].")
-@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
-              help="FITS image, non-zero where pixels must be ignored.")
-@click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy).")
-@click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise.")
-@click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior.")
-@click.option("--restarts", default=2, show_default=True, help="Starts per lens.")
-@click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations.")
-@click.option("--figures", type=click.Path(file_okay=False), help="Folder for data/model/residual figures.")
+@_with_options(_INPUT_OPTIONS, _FIT_OPTIONS)
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 @click.pass_context
