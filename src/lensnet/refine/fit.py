@@ -17,8 +17,9 @@ prior's mean with no penalty. Steps:
    kept;
 3. optionally pixels more than ``clip`` sigma off the best model (cosmic rays, hot pixels) are masked
    and the fit is polished once more from there;
-4. the uncertainty is the Laplace approximation: the inverse of the objective's Hessian at the optimum
-   (central differences of autograd gradients, all lenses at once); the reduced chi^2 is
+4. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
+   the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
+   once); the reduced chi^2 is
    chi^2 / (unmasked pixels - 13), near 1 for a model that describes the data.
 """
 
@@ -197,46 +198,42 @@ def _lbfgs(u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersampl
 
 
 def _curvature_scale(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
-    """sqrt of the Gauss-Newton diagonal sum_pixels w (d model / d u_k)^2 (+ the prior's), (B, 11), from
-    central differences of the model images."""
+    """sqrt of the diagonal of the Gauss-Newton curvature (B, 11) (:func:`_gauss_newton`)."""
+    hessian, _ = _gauss_newton(u, data, penalty, supersample)
+    return torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-6).sqrt()
+
+
+def _gauss_newton(u: torch.Tensor, data: ImageData, penalty, supersample: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The objective's Gauss-Newton curvature H = J^T W J (+ the prior's, likewise), (B, 11, 11), in the
+    unconstrained coordinates, from central differences of the model images (22 renderings, no backward
+    pass), and the Jacobian (B, 11, 11) of :func:`to_physical`."""
     h = 1e-4
-    diagonal = []
+    columns, jacobian = [], []
     with torch.no_grad():
         for k in range(u.shape[1]):
             shift = torch.zeros_like(u)
             shift[:, k] = h
-            plus, _, _ = model_images(to_physical(u + shift), data, supersample)
-            minus, _, _ = model_images(to_physical(u - shift), data, supersample)
-            curvature = (data.weight * ((plus - minus) / (2 * h)) ** 2).sum((1, 2))
-            if penalty is not None:
-                curvature = curvature + ((penalty(to_physical(u + shift)) - 2 * penalty(to_physical(u))
-                                          + penalty(to_physical(u - shift))) / h ** 2)
-            diagonal.append(curvature)
-    return torch.stack(diagonal, 1).clamp_min(1e-6).sqrt()
+            plus, minus = to_physical(u + shift), to_physical(u - shift)
+            columns.append((model_images(plus, data, supersample)[0] - model_images(minus, data, supersample)[0])
+                           / (2 * h))
+            jacobian.append((plus - minus) / (2 * h))
+        columns, jacobian = torch.stack(columns, 1), torch.stack(jacobian, 2)
+        weighted = columns * data.weight[:, None]
+        hessian = torch.einsum("bkhw,blhw->bkl", weighted, columns)
+        if penalty is not None:
+            lens = jacobian[:, :N_LENS_PARAMS]  # d p_lens / d u
+            hessian = hessian + torch.einsum("bik,bi,bil->bkl", lens, penalty.s ** -2, lens)
+    return hessian, jacobian
 
 
 def _laplace_sigma(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
     """sqrt(diag(C)) (B, 11) of the physical parameters' Laplace covariance C = J H^-1 J^T, with H the
-    objective's Hessian in the unconstrained coordinates u (where every step stays in range) and J the
-    Jacobian of :func:`to_physical`; NaN where H is not positive definite."""
-    k = u.shape[1]
-    step = 1e-4 * (1 + u.abs())
-
-    def gradient(v: torch.Tensor) -> torch.Tensor:
-        v = v.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(_objective(to_physical(v), data, penalty, supersample).sum(), v)
-        return g
-
-    hessian, jacobian = [], []
-    for j in range(k):
-        shift = torch.zeros_like(u)
-        shift[:, j] = step[:, j]
-        hessian.append((gradient(u + shift) - gradient(u - shift)) / (2 * step[:, j:j + 1]))
-        jacobian.append((to_physical(u + shift) - to_physical(u - shift)) / (2 * step[:, j:j + 1]))
-    hessian, jacobian = torch.stack(hessian, 2), torch.stack(jacobian, 2)
-    hessian = 0.5 * (hessian + hessian.transpose(1, 2))
+    Gauss-Newton curvature in the unconstrained coordinates u and J the Jacobian of :func:`to_physical`;
+    NaN where H is not positive definite."""
+    hessian, jacobian = _gauss_newton(u, data, penalty, supersample)
     chol, info = torch.linalg.cholesky_ex(hessian)
-    cov_u = torch.cholesky_solve(torch.eye(k, dtype=u.dtype).expand_as(hessian), chol)
+    cov_u = torch.cholesky_solve(torch.eye(u.shape[1], dtype=u.dtype).expand_as(hessian), chol)
     cov = jacobian @ cov_u @ jacobian.transpose(1, 2)
     sigma = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0))
     return torch.where((info == 0)[:, None], sigma, torch.full_like(sigma, float("nan")))
