@@ -124,3 +124,13 @@ def test_refine_command_adds_refined_columns(tmp_path):
     assert abs(table["theta_E_refined"][0] - float(batch.targets[0, 0])) < 0.1
     missing = CliRunner().invoke(cli, ["predict", str(path), "--refine", "-o", str(tmp_path / "x.ecsv")])
     assert missing.exit_code != 0 and "--psf-fwhm" in missing.output
+
+
+def test_restarts_drawn_outside_the_lens_range_are_brought_back():
+    psf = gaussian_kernels(torch.full((1,), 1.0, dtype=F64), 4)
+    image = _images(TRUTH[:1], psf)
+    data = ImageData(image, torch.full_like(image, 0.05 * float(image.max())), torch.zeros_like(image, dtype=torch.bool),
+                     psf, GRID)
+    start = torch.tensor([[0.2, 0.5, 0.5, 0.0, 0.0]], dtype=F64)
+    result = refine_lenses(data, start, torch.full_like(start, 2.0), prior=False, restarts=4, max_iter=9, clip=None)
+    assert torch.isfinite(result.lens).all() and result.lens[0, 0] > 0

@@ -123,6 +123,10 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     generator = torch.Generator().manual_seed(int(seed))
     draws = torch.randn(restarts - 1, b, N_LENS_PARAMS, generator=generator, dtype=dtype)
     lens_starts = torch.cat([mu[None], mu[None] + s[None] * draws]).reshape(restarts * b, N_LENS_PARAMS)
+    # A draw from a broad prior can leave the lens's range: at least 0.05", |e| below the fit's bound.
+    lens_starts[:, 0] = lens_starts[:, 0].clamp_min(0.05)
+    radius = lens_starts[:, 1:3].norm(dim=1, keepdim=True).clamp_min(1e-12)
+    lens_starts[:, 1:3] = lens_starts[:, 1:3] * (radius.clamp_max(0.9) / radius)
     index = torch.arange(b).repeat(restarts)
     batch = data.take(index)
     u0 = to_unconstrained(torch.cat([lens_starts, _source_start(lens_starts, batch)], 1))
