@@ -56,13 +56,14 @@ def run(num: int, seed: int, restarts: int, blind_restarts: int, max_iter: int, 
     truth, kinds, estimates, seconds = [], [], {m: [] for m in METHODS}, dict.fromkeys(METHODS, 0.0)
     chi2 = {m: [] for m in METHODS[1:]}
     for batch, _ in simulated_chunks(config.for_split("test"), num, seed, torch.device("cpu"), progress=False):
+        batch_data = simulated_image_data(batch, grid)
         for start in range(0, len(batch), chunk):
             part = slice(start, start + chunk)
             images = batch.images[part]
             t0 = time.perf_counter()
             mean, std = predictor.predict(images, normalized=True)
             seconds["network"] += time.perf_counter() - t0
-            data = simulated_image_data(batch, grid).take(torch.arange(len(batch))[part])
+            data = batch_data.take(torch.arange(len(batch))[part])
             seeded = refine_lenses(data, mean.double(), std.double(), prior=True, restarts=restarts,
                                    max_iter=max_iter, seed=seed)
             n = len(images)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import torch
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
-from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, linear_solve,
-                                  model_images, to_physical, to_unconstrained, unit_images)
+from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, model_images,
+                                  to_physical, to_unconstrained)
 from lensnet.lensing.sie import sie_deflection
 
 __all__ = ["RefineResult", "refine_lenses"]
@@ -136,10 +136,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     u = u[best]
     penalty = _Prior(mu, s) if prior else None
     if clip is not None:
-        p = to_physical(u)
-        unit = unit_images(p, data, supersample)
-        amplitude, background = linear_solve(unit, data)
-        model = amplitude[:, None, None] * unit + background[:, None, None]
+        with torch.no_grad():
+            model, _, _ = model_images(to_physical(u), data, supersample)
         outliers = (data.image - model).abs() > clip * data.sigma
         data = ImageData(data.image, data.sigma, data.mask | outliers, data.psf, data.grid)
         u, _ = _lbfgs(u, data, penalty, max_iter, supersample)
@@ -149,9 +147,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         penalty = _Prior(penalty.mu.double(), penalty.s.double())
     with torch.no_grad():
         p = to_physical(u)
-        unit = unit_images(p, data, supersample)
-        amplitude, background = linear_solve(unit, data)
-        chi2 = chi_square(p, data, supersample)
+        model, amplitude, background = model_images(p, data, supersample)
+        chi2 = (data.weight * (data.image - model) ** 2).sum((1, 2))
     sigma = _laplace_sigma(u, data, penalty, supersample)
     dof = (~data.mask).sum((1, 2)).to(dtype) - len(FIT_PARAM_NAMES) - N_LINEAR
     return RefineResult(p, sigma, amplitude, background, chi2, chi2 / dof.clamp_min(1.0), time.perf_counter() - t0)
