@@ -90,6 +90,18 @@ def card_markdown(card: dict) -> str:
         "", "## Evaluation", "",
         format_evaluation(card["evaluation"], markdown=True) if card.get("evaluation") else "Not evaluated.",
     ]
+    calibration = card.get("calibration")
+    if calibration:
+        fit = calibration.get("fit_set", {})
+        z95 = calibration.get("z95") or {}
+        lines += ["", "## Calibration", "",
+                  f"{calibration.get('method', 'temperature')}, fitted on {fit.get('num', '?')} lenses "
+                  f"(`{fit.get('source_split', '?')}` galaxies, seed {fit.get('seed', '?')}); applied on loading.", "",
+                  "| | " + " | ".join(card["parameters"]) + " |", "|---|" + "---|" * len(card["parameters"]),
+                  "| temperature of the 1-sigma | " + " | ".join(f"{calibration['temperature'][n]:.3f}"
+                                                            for n in card["parameters"]) + " |"]
+        if z95:
+            lines.append("| 95% half-width (sigma) | " + " | ".join(f"{z95[n]:.3f}" for n in card["parameters"]) + " |")
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     return "\n".join(lines) + "\n"
