@@ -117,6 +117,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     t0 = time.perf_counter()
     _check(data, start, start_sigma, restarts)
     dtype = DTYPE
+    given = data
     data = ImageData(data.image.to(dtype), data.sigma.to(dtype), data.mask, data.psf.to(dtype), data.grid)
     mu, s = start.to(dtype), start_sigma.to(dtype)
     b = mu.shape[0]
@@ -142,7 +143,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         data = ImageData(data.image, data.sigma, data.mask | outliers, data.psf, data.grid)
         u, _ = _lbfgs(u, data, penalty, max_iter, supersample)
     u = u.double()
-    data = ImageData(data.image.double(), data.sigma.double(), data.mask, data.psf.double(), data.grid)
+    data = ImageData(given.image.double(), given.sigma.double(), data.mask, given.psf.double(), data.grid)
     if penalty is not None:
         penalty = _Prior(penalty.mu.double(), penalty.s.double())
     with torch.no_grad():
