@@ -47,8 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("network", "seeded fit", "blind fit")
 
 
-def run(num: int, seed: int, restarts: int, blind_restarts: int, max_iter: int, chunk: int) -> dict:
-    predictor = load_pretrained()
+def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_iter: int, chunk: int) -> dict:
     config = model_simulation_config(predictor.card)
     grid = PixelGrid(config.n_pix, config.pixel_scale)
     prior_mean = torch.tensor([predictor.card["target_mean"][n] for n in PARAM_NAMES], dtype=torch.float64)
@@ -176,9 +175,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--chunk", type=int, default=16, help="lenses fitted together")
     parser.add_argument("--lenstronomy", type=int, default=0, help="lenses also fitted by lenstronomy (slow)")
     args = parser.parse_args(argv)
-    result = run(args.num, args.seed, args.restarts, args.blind_restarts, args.max_iter, args.chunk)
+    predictor = load_pretrained()
+    result = run(predictor, args.num, args.seed, args.restarts, args.blind_restarts, args.max_iter, args.chunk)
     if args.lenstronomy:
-        predictor = load_pretrained()
         config = model_simulation_config(predictor.card)
         batch, _ = next(simulated_chunks(config.for_split("test"), args.lenstronomy, args.seed, torch.device("cpu"),
                                          progress=False))

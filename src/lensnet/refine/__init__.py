@@ -6,8 +6,7 @@ network and Laplace uncertainties.
 """
 
 from lensnet.refine.fit import RefineResult, refine_lenses
-from lensnet.refine.model import (FIT_PARAM_NAMES, ImageData, chi_square, gaussian_log_likelihood, model_images,
-                                  to_physical, to_unconstrained)
+from lensnet.refine.model import FIT_PARAM_NAMES, ImageData, chi_square, model_images, to_physical, to_unconstrained
 
-__all__ = ["FIT_PARAM_NAMES", "ImageData", "RefineResult", "chi_square", "gaussian_log_likelihood",
-           "model_images", "refine_lenses", "to_physical", "to_unconstrained"]
+__all__ = ["FIT_PARAM_NAMES", "ImageData", "RefineResult", "chi_square", "model_images", "refine_lenses",
+           "to_physical", "to_unconstrained"]

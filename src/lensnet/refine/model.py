@@ -14,7 +14,6 @@ n_sersic in (0.3, 6) by a logistic, each ellipticity squashed radially into |e| 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
-__all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "gaussian_log_likelihood", "linear_solve",
+__all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "linear_solve",
            "model_images", "to_physical", "to_unconstrained", "unit_images"]
 
 #: The fitted parameters, the SIE's first.
@@ -156,9 +155,3 @@ def chi_square_at(p: torch.Tensor, amplitude: torch.Tensor, background: torch.Te
     :class:`lensnet.sources.Sersic`) and background (flux per pixel), each (B,)."""
     model = amplitude[:, None, None] * unit_images(p, data, supersample) + background[:, None, None]
     return (data.weight * (data.image - model) ** 2).sum((1, 2))
-
-
-def gaussian_log_likelihood(p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
-    """ln L (B,) of Gaussian pixel noise: -chi^2 / 2 - sum ln(sigma sqrt(2 pi)) over unmasked pixels."""
-    norm = torch.where(data.mask, 0.0, torch.log(data.sigma.clamp_min(1e-30)) + 0.5 * math.log(2 * math.pi))
-    return -0.5 * chi_square(p, data, supersample) - norm.sum((1, 2))
