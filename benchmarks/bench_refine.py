@@ -4,7 +4,9 @@ and the blind fit (the maximum-likelihood modelling the paper compares with), sp
 Every lens of the test set (seed 2024, ``test`` galaxies) is estimated by the shipped network (calibrated
 1-sigma), then fitted by :func:`lensnet.refine.refine_lenses` with the SIE + Sersic model twice: seeded
 (started at the network's estimate, its calibrated uncertainty as a Gaussian prior) and blind (started at
-the training prior's mean with restarts drawn from its spread, no prior term). The noise, PSF and masks
+the training prior's mean with restarts drawn from its spread, no prior term); the lenses of the kinds given
+by ``--pixelated`` (real-galaxy sources by default) are also fitted, seeded, with the pixelated source
+(``source="pixelated"``, about 20 s per lens). The noise, PSF and masks
 given to the fit are those the simulator drew; cosmic rays and hot pixels are left to the fit's clipping.
 68% errors in lensnet's convention and the paper's; seconds per lens of each method. With
 ``--lenstronomy N`` the first N lenses are also fitted by lenstronomy's own ``FittingSequence`` (a particle
@@ -44,16 +46,20 @@ except ImportError:  # run from another folder
     from benchmarks.machine import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("network", "seeded fit", "blind fit")
+METHODS = ("network", "seeded fit", "blind fit", "seeded fit, pixelated source")
+PIXELATED = METHODS[-1]
 
 
-def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_iter: int, chunk: int) -> dict:
+def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_iter: int, chunk: int,
+        pixelated_kinds: tuple[str, ...] = ("real",), n_side: int = 16) -> dict:
     config = model_simulation_config(predictor.card)
     grid = PixelGrid(config.n_pix, config.pixel_scale)
     prior_mean = torch.tensor([predictor.card["target_mean"][n] for n in PARAM_NAMES], dtype=torch.float64)
     prior_std = torch.tensor([predictor.card["target_std"][n] for n in PARAM_NAMES], dtype=torch.float64)
     truth, kinds, estimates, seconds = [], [], {m: [] for m in METHODS}, dict.fromkeys(METHODS, 0.0)
     chi2 = {m: [] for m in METHODS[1:]}
+    pixelated_codes = torch.tensor([SOURCE_TYPES.index(k) for k in pixelated_kinds], dtype=torch.long)
+    n_pixelated = 0
     for batch, _ in simulated_chunks(config.for_split("test"), num, seed, torch.device("cpu"), progress=False):
         batch_data = simulated_image_data(batch, grid)
         for start in range(0, len(batch), chunk):
@@ -75,12 +81,25 @@ def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_
             estimates["blind fit"].append(blind.lens)
             chi2["seeded fit"].append(seeded.reduced_chi2)
             chi2["blind fit"].append(blind.reduced_chi2)
+            # The pixelated source on the chosen kinds only (its time includes its Sersic stage); NaN elsewhere.
+            lens_pix, chi_pix = torch.full_like(seeded.lens, float("nan")), torch.full_like(seeded.reduced_chi2, float("nan"))
+            chosen = torch.isin(batch.record["source_type"][part], pixelated_codes)
+            if chosen.any():
+                index = torch.nonzero(chosen)[:, 0]
+                pixel = refine_lenses(data.take(index), mean.double()[index], std.double()[index], prior=True,
+                                      restarts=restarts, max_iter=max_iter, seed=seed, source="pixelated", n_side=n_side)
+                lens_pix[index], chi_pix[index] = pixel.lens, pixel.reduced_chi2
+                seconds[PIXELATED] += pixel.seconds
+                n_pixelated += len(index)
+            estimates[PIXELATED].append(lens_pix)
+            chi2[PIXELATED].append(chi_pix)
             truth.append(batch.targets[part].double())
             kinds.append(batch.record["source_type"][part])
             print(f"{sum(len(t) for t in truth)}/{num} lenses", flush=True)
     truth, kinds = torch.cat(truth), torch.cat(kinds)
+    per_lens = {m: seconds[m] / (n_pixelated if m == PIXELATED else num) for m in METHODS if m != PIXELATED or n_pixelated}
     out = {"num": num, "seed": seed, "restarts": restarts, "blind_restarts": blind_restarts, "max_iter": max_iter,
-           "seconds_per_lens": {m: seconds[m] / num for m in METHODS}, "by_kind": {}}
+           "pixelated_kinds": list(pixelated_kinds), "n_side": n_side, "seconds_per_lens": per_lens, "by_kind": {}}
     for code, kind in [(None, "all"), *enumerate(SOURCE_TYPES)]:
         sel = torch.ones(len(truth), dtype=torch.bool) if code is None else kinds == code
         if not sel.any():
@@ -88,6 +107,8 @@ def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_
         row = {"lenses": int(sel.sum())}
         for m in METHODS:
             est = torch.cat(estimates[m])[sel]
+            if not torch.isfinite(est).all():  # the pixelated source where it was not fitted
+                continue
             row[m] = {"lensnet": dict(zip(PARAM_NAMES, error68(est - truth[sel]).tolist())),
                       "paper": dict(zip(PAPER_PARAM_NAMES, error68(paper_residuals(est, truth[sel])).tolist()))}
             if m in chi2:
@@ -151,7 +172,7 @@ def write(result: dict, argv: str) -> None:
              "| source | lenses | method | s/lens | " + " | ".join(PAPER_PARAM_NAMES) + " | median reduced chi2 |",
              "|---|---|---|---|" + "---|" * len(PAPER_PARAM_NAMES) + "---|"]
     for kind, row in result["by_kind"].items():
-        for m in METHODS:
+        for m in (m for m in METHODS if m in row):
             errors = row[m]["paper"]
             chi = row[m].get("median_reduced_chi2")
             lines.append(f"| {kind} | {row['lenses']} | {m} | {result['seconds_per_lens'][m]:.3g} | "
@@ -174,9 +195,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--chunk", type=int, default=16, help="lenses fitted together")
     parser.add_argument("--lenstronomy", type=int, default=0, help="lenses also fitted by lenstronomy (slow)")
+    parser.add_argument("--pixelated", nargs="*", default=["real"], choices=SOURCE_TYPES,
+                        help="source kinds also fitted with the pixelated source (slow) [real]")
+    parser.add_argument("--n-side", type=int, default=16, help="pixels per side of the pixelated source")
     args = parser.parse_args(argv)
     predictor = load_pretrained()
-    result = run(predictor, args.num, args.seed, args.restarts, args.blind_restarts, args.max_iter, args.chunk)
+    result = run(predictor, args.num, args.seed, args.restarts, args.blind_restarts, args.max_iter, args.chunk,
+                 tuple(args.pixelated), args.n_side)
     if args.lenstronomy:
         config = model_simulation_config(predictor.card)
         batch, _ = next(simulated_chunks(config.for_split("test"), args.lenstronomy, args.seed, torch.device("cpu"),
@@ -184,7 +209,8 @@ def main(argv=None) -> dict:
         prior = [torch.tensor([predictor.card[key][n] for n in PARAM_NAMES]) for key in ("target_mean", "target_std")]
         result["lenstronomy"] = lenstronomy_fits(batch, PixelGrid(config.n_pix, config.pixel_scale), args.lenstronomy,
                                                  *prior)
-    write(result, " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()))
+    argv_text = " ".join(f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items())
+    write(result, argv_text)
     print((RESULTS / "refine_cpu.md").read_text())
     return result
 

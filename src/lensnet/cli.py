@@ -18,6 +18,8 @@ import click
 
 from lensnet import __version__
 from lensnet.errors import LensnetError
+from lensnet.refine.fit import SOURCE_MODELS
+from lensnet.refine.pixelated import N_SIDE
 from lensnet.simulate.config import PRESETS
 from lensnet.simulate.seeds import TEST_SET
 from lensnet.training.config import TrainConfig
@@ -339,6 +341,10 @@ _FIT_OPTIONS = (
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
     click.option("--restarts", default=2, show_default=True, help="Starts per lens of the fit."),
     click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations of the fit."),
+    click.option("--source", "source_model", type=click.Choice(SOURCE_MODELS), default="sersic", show_default=True,
+                 help="Source model: a Sersic profile (fast), or pixelated for irregular sources (about 10x slower)."),
+    click.option("--n-side", default=N_SIDE, show_default=True, type=click.IntRange(2),
+                 help="Source pixels per side of the pixelated source."),
     click.option("--figures", type=click.Path(file_okay=False), help="Folder for data/model/residual figures."),
 )
 
@@ -378,7 +384,7 @@ def _with_options(*groups):
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
             deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf_fwhm, gain,
-            no_prior, restarts, max_iter, figures, overwrite, no_progress_bar):
+            no_prior, restarts, max_iter, source_model, n_side, figures, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
 
@@ -418,7 +424,8 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
         from lensnet.refine.catalog import refine_fits
 
         table = refine_fits(predictor, inputs, psf_fwhm, gain=gain, prior=not no_prior, restarts=restarts,
-                            max_iter=max_iter, progress=not no_progress_bar, figures=figures, **options)
+                            max_iter=max_iter, source=source_model, n_side=n_side, progress=not no_progress_bar,
+                            figures=figures, **options)
         write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
@@ -445,7 +452,7 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 @click.pass_context
 def refine(ctx, **options):
-    """Network estimates refined by an SIE + Sersic likelihood fit (`predict --refine`), with Laplace errors."""
+    """Network estimates refined by a likelihood fit, Sersic or pixelated source (`predict --refine`)."""
     ctx.invoke(predict, refine_fit=True, **options)
 
 

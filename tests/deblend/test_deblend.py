@@ -6,9 +6,11 @@ import torch
 from astropy.io import fits
 from astropy.wcs import WCS
 from click.testing import CliRunner
+from matplotlib.image import imread
 
 from lensnet.cli import cli
 from lensnet.deblend import fit_lens_light, ica_deblend
+from lensnet.deblend.figure import deblend_figure
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.sources.sersic import sersic_profile
 
@@ -84,3 +86,11 @@ def test_cli_deblend_keeps_the_header_and_writes_the_figure(tmp_path):
     assert fig.read_bytes()[:4] == b"\x89PNG"
     single = CliRunner().invoke(cli, ["deblend", str(tmp_path / "b1.fits"), "-o", str(tmp_path / "s.fits")])
     assert single.exit_code == 0 and "Sérsic lens light" in single.output
+
+
+def test_a_figure_panel_on_its_own_axes_skips_the_image_mask(tmp_path):
+    image, mask = np.random.default_rng(0).normal(size=(20, 20)), np.zeros((20, 20), dtype=bool)
+    mask[5:8, 5:8] = True
+    panels = [("data", image), ("residual / sigma", image), ("source plane", image[:6, :6], (-0.3, 0.3, 0.1, 0.7))]
+    path = deblend_figure(panels, 0.1, tmp_path / "fit.png", title="t", mask=mask, residuals=("residual / sigma",))
+    assert imread(path).shape[1] > imread(path).shape[0] * 2  # three panels side by side

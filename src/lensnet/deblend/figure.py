@@ -18,20 +18,21 @@ def deblend_figure(panels: Sequence[tuple[str, np.ndarray]], pixel_scale: float,
 
     ``mask`` (True where masked) is outlined in cyan on every panel. Panels whose label is in ``residuals``
     are drawn on a diverging colour map from -5 to 5 (a residual in units of sigma), as ``lensnet refine``'s
-    figure of data, model and residual.
+    figure of data, model and residual. A panel given as (label, image, extent) is drawn on its own axes
+    (x0, x1, y0, y1) in arcsec, without the mask: a source plane.
     """
     fig = new_figure(3.3 * len(panels), 3.7, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (label, image) in zip(axes, panels):
+    for ax, (label, image, *own) in zip(axes, panels):
         h, w = image.shape
-        extent = (-w / 2 * pixel_scale, w / 2 * pixel_scale, -h / 2 * pixel_scale, h / 2 * pixel_scale)
+        extent = own[0] if own else (-w / 2 * pixel_scale, w / 2 * pixel_scale, -h / 2 * pixel_scale, h / 2 * pixel_scale)
         finite = image[np.isfinite(image)]
         lo, hi = np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0)
         cmap = "magma"
         if label in residuals:
             lo, hi, cmap = -5.0, 5.0, "RdBu_r"
         ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-        if mask is not None and mask.any():
+        if mask is not None and mask.any() and not own:
             ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.6, origin="lower",
                        extent=extent)
         ax.set_title(label, fontsize=11)

@@ -1,8 +1,9 @@
 """Likelihood fits of lens images seeded by the network (``lensnet refine``).
 
 :mod:`lensnet.refine.model` is the image model (SIE + elliptical Sersic source, PSF, background) and its
-chi^2; :mod:`lensnet.refine.fit` the batched, multi-start L-BFGS fit with a Gaussian prior from the
-network and Laplace uncertainties.
+chi^2; :mod:`lensnet.refine.pixelated` the pixelated source (a regularised linear inversion on a
+source-plane grid) and the fit of the lens on its Bayesian evidence; :mod:`lensnet.refine.fit` the batched,
+multi-start L-BFGS fit with a Gaussian prior from the network and Laplace uncertainties.
 """
 
 from lensnet.refine.fit import RefineResult, refine_lenses

@@ -32,6 +32,7 @@ from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.real import ModelGrid
 from lensnet.refine.fit import refine_lenses
 from lensnet.refine.model import ImageData, model_images
+from lensnet.refine.pixelated import N_SIDE
 
 __all__ = ["FWHM_PER_SIGMA", "refine_fits"]
 
@@ -40,8 +41,8 @@ FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 
 def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | None = None, prior: bool = True,
-                restarts: int = 2, max_iter: int = 100, batch_size: int = 16, progress: bool = True,
-                figures: str | Path | None = None, **options) -> Table:
+                restarts: int = 2, max_iter: int = 100, source: str = "sersic", n_side: int = N_SIDE,
+                batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 
     Parameters
@@ -56,8 +57,8 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
         Counts per data unit, for the Poisson variance of the sources' counts [None: sky noise only].
     prior : bool
         Use the network's estimate as a Gaussian prior [True]; False: it only starts the fit.
-    restarts, max_iter :
-        As :func:`lensnet.refine.refine_lenses` [2, 100].
+    restarts, max_iter, source, n_side :
+        As :func:`lensnet.refine.refine_lenses` [2, 100, "sersic", 16].
     batch_size : int
         Images fitted together [16].
     progress : bool
@@ -89,7 +90,7 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
             rows += batch_rows
             good = [(item, row) for item, row in zip(items, batch_rows) if item[1] is not None]
             if good:
-                refined.update(_fit(good, grid, psf_fwhm, gain, prior, restarts, max_iter, figures))
+                refined.update(_fit(good, grid, psf_fwhm, gain, prior, restarts, max_iter, source, n_side, figures))
             bar.update(len(items))
     table = catalog_table(rows, predictor.card)  # rows in the order of their index
     index = sorted(r["index"] for r in rows)
@@ -104,13 +105,14 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
     table["phi_refined"] = np.degrees(phi.numpy())
     table["phi_refined"].unit = "deg"
     table["reduced_chi2"] = [refined[i][2] if i in refined else math.nan for i in index]
-    table.meta["refine"] = (f"SIE + elliptical Sersic source likelihood fit (lensnet.refine), Gaussian PSF of FWHM "
+    described = "elliptical Sersic source" if source == "sersic" else f"{n_side}x{n_side} pixelated source"
+    table.meta["refine"] = (f"SIE + {described} likelihood fit (lensnet.refine), Gaussian PSF of FWHM "
                             f"{psf_fwhm}\"; {'network prior' if prior else 'no prior'}, {restarts} start(s)")
     return table
 
 
-def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: int, max_iter: int,
-         figures: str | Path | None) -> dict:
+def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: int, max_iter: int, source: str,
+         n_side: int, figures: str | Path | None) -> dict:
     """{file index: (refined (5,), sigma (5,), reduced chi^2)} of the usable items of one batch."""
     images = torch.stack([item[1][0] for item, _ in good]).double()
     masks = torch.stack([item[2][0] for item, _ in good])
@@ -123,15 +125,23 @@ def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: in
     data = ImageData(images, variance.sqrt(), masks, psf, grid)
     start = torch.tensor([[row[n] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
     spread = torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
-    result = refine_lenses(data, start, spread, prior=prior, restarts=restarts, max_iter=max_iter)
+    result = refine_lenses(data, start, spread, prior=prior, restarts=restarts, max_iter=max_iter, source=source,
+                           n_side=n_side)
     if figures is not None:
         Path(figures).mkdir(parents=True, exist_ok=True)
-        with torch.no_grad():
-            model, _, _ = model_images(result.params, data)
+        if result.pixelated is None:
+            with torch.no_grad():
+                model, _, _ = model_images(result.params, data)
+            fitted, label = ~data.mask, "SIE + Sersic model"
+        else:
+            model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
         for i, (_, row) in enumerate(good):
-            residual = torch.where(data.mask[i], 0.0, (data.image[i] - model[i]) / data.sigma[i]).numpy()
-            panels = [("data", data.image[i].numpy()), ("SIE + Sersic model", model[i].numpy()),
-                      ("residual / sigma", residual)]
+            residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
+            panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
+            if result.pixelated is not None:
+                (cx, cy), half = result.pixelated.grid.center[i].tolist(), float(result.pixelated.grid.half_width[i])
+                panels.append(("source plane", result.pixelated.inversion.source[i].numpy(),
+                               (cx - half, cx + half, cy - half, cy + half)))
             title = (f"{Path(row['file']).name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
                      f"{float(result.reduced_chi2[i]):.2f}")
             deblend_figure(panels, grid.pixel_scale, Path(figures) / f"{Path(row['file']).stem}_refined.png",

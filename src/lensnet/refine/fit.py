@@ -20,7 +20,10 @@ prior's mean with no penalty. Steps:
 4. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
    the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
    once); the reduced chi^2 is
-   chi^2 / (unmasked pixels - 13), near 1 for a model that describes the data.
+   chi^2 / (unmasked pixels - 13), near 1 for a model that describes the data;
+5. with ``source="pixelated"``, the SIE is then fitted again with a pixelated source, from the Sersic
+   fit's lens and around its source (:func:`lensnet.refine.pixelated.refine_pixelated`), and its result
+   replaces the lens's.
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ import torch
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, model_images,
                                   to_physical, to_unconstrained)
+from lensnet.refine.pixelated import N_SIDE, PixelatedFit, refine_pixelated
 from lensnet.lensing.sie import sie_deflection
 
-__all__ = ["RefineResult", "refine_lenses"]
+__all__ = ["SOURCE_MODELS", "RefineResult", "refine_lenses"]
+
+#: The source models of a fit: ``sersic`` (fast, the default) and ``pixelated`` (a regularised inversion on a
+#: source-plane grid, :mod:`lensnet.refine.pixelated`, for sources no profile describes; about 10x the time).
+SOURCE_MODELS = ("sersic", "pixelated")
 
 #: Linear parameters solved inside the fit (source amplitude, background): they count in the dof.
 N_LINEAR = 2
@@ -61,6 +69,10 @@ class RefineResult:
         chi^2 of the best model and chi^2 per degree of freedom.
     seconds : float
         Wall-clock time of the whole fit.
+    pixelated : PixelatedFit, optional
+        With the pixelated source: its fit (source image, grid, fitted pixels); ``params[:, :5]``,
+        ``sigma[:, :5]``, ``background`` and the chi^2 are then its, the Sersic columns those of the Sersic
+        fit that placed the source grid (their sigma NaN) and ``amplitude`` NaN.
     """
 
     params: torch.Tensor
@@ -70,6 +82,7 @@ class RefineResult:
     chi2: torch.Tensor
     reduced_chi2: torch.Tensor
     seconds: float
+    pixelated: PixelatedFit | None = None
 
     @property
     def lens(self) -> torch.Tensor:
@@ -83,8 +96,9 @@ class RefineResult:
 
 def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tensor, *, prior: bool = True,
                   restarts: int = 2, max_iter: int = 100, clip: float | None = 5.0, supersample: int = 1,
-                  seed: int = 0) -> RefineResult:
-    """Fit the SIE + Sersic model of :mod:`lensnet.refine.model` to each image (see the module docstring).
+                  seed: int = 0, source: str = "sersic", n_side: int = N_SIDE) -> RefineResult:
+    """Fit the SIE + Sersic model of :mod:`lensnet.refine.model` to each image (see the module docstring),
+    and with ``source="pixelated"`` then the SIE with a pixelated source (:mod:`lensnet.refine.pixelated`).
 
     Parameters
     ----------
@@ -106,6 +120,10 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         Sub-pixels per pixel side of the model [1; 2 is four times the cost].
     seed : int
         Seed of the random restarts [0].
+    source : str
+        Source model, one of :data:`SOURCE_MODELS` ["sersic"].
+    n_side : int
+        Source pixels per side of the pixelated source [16].
 
     Raises
     ------
@@ -116,6 +134,10 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     """
     t0 = time.perf_counter()
     _check(data, start, start_sigma, restarts)
+    if source not in SOURCE_MODELS:
+        raise LensnetValueError(f"source = {source!r}: expected one of {', '.join(SOURCE_MODELS)}")
+    if source == "pixelated" and (int(n_side) != n_side or n_side < 2):
+        raise LensnetValueError(f"n_side = {n_side!r}: expected an integer >= 2 source pixels per side")
     dtype = DTYPE
     given = data
     data = ImageData(data.image.to(dtype), data.sigma.to(dtype), data.mask, data.psf.to(dtype), data.grid)
@@ -150,6 +172,14 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         p = to_physical(u)
         model, amplitude, background = model_images(p, data, supersample)
         chi2 = (data.weight * (data.image - model) ** 2).sum((1, 2))
+    if source == "pixelated":
+        scale = _curvature_scale(u, data, penalty, supersample)[:, :N_LENS_PARAMS]
+        fit = refine_pixelated(data, p, scale, penalty, n_side=int(n_side), supersample=supersample)
+        params, sigma = p.clone(), torch.full_like(p, float("nan"))
+        params[:, :N_LENS_PARAMS], sigma[:, :N_LENS_PARAMS] = fit.lens, fit.lens_sigma
+        chi2 = fit.inversion.chi2
+        return RefineResult(params, sigma, torch.full_like(amplitude, float("nan")), fit.inversion.background, chi2,
+                            chi2 / fit.dof.clamp_min(1.0), time.perf_counter() - t0, fit)
     sigma = _laplace_sigma(u, data, penalty, supersample)
     dof = (~data.mask).sum((1, 2)).to(dtype) - len(FIT_PARAM_NAMES) - N_LINEAR
     return RefineResult(p, sigma, amplitude, background, chi2, chi2 / dof.clamp_min(1.0), time.perf_counter() - t0)
@@ -163,6 +193,9 @@ class _Prior:
 
     def __call__(self, p: torch.Tensor) -> torch.Tensor:
         return 0.5 * (((p[:, :N_LENS_PARAMS] - self.mu) / self.s) ** 2).sum(1)
+
+    def take(self, index: torch.Tensor) -> "_Prior":
+        return _Prior(self.mu[index], self.s[index])
 
 
 def _objective(p: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:

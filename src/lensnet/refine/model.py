@@ -24,8 +24,9 @@ from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
-__all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "linear_solve",
-           "model_images", "to_physical", "to_unconstrained", "unit_images"]
+__all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "lens_to_physical",
+           "lens_to_unconstrained", "linear_solve", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
+           "unit_images"]
 
 #: The fitted parameters, the SIE's first.
 FIT_PARAM_NAMES = ("theta_E", "e1", "e2", "center_x", "center_y",
@@ -92,32 +93,57 @@ def to_physical(u: torch.Tensor) -> torch.Tensor:
     ``u`` is first clipped to a wide box, so that a line search's trial step far out gives a finite model.
     """
     u = u.clamp(-_U_BOX, _U_BOX)
-    theta_e = F.softplus(u[:, 0]) + 1e-4
-    e1, e2 = _squash(u[:, 1], u[:, 2])
     r_sersic = torch.exp(u[:, 5])
     n_sersic = _N_RANGE[0] + (_N_RANGE[1] - _N_RANGE[0]) * torch.sigmoid(u[:, 6])
     se1, se2 = _squash(u[:, 7], u[:, 8])
-    return torch.stack([theta_e, e1, e2, u[:, 3], u[:, 4], r_sersic, n_sersic, se1, se2, u[:, 9], u[:, 10]], 1)
+    source = torch.stack([r_sersic, n_sersic, se1, se2, u[:, 9], u[:, 10]], 1)
+    return torch.cat([lens_to_physical(u[:, :N_LENS_PARAMS]), source], 1)
+
+
+def lens_to_physical(u: torch.Tensor) -> torch.Tensor:
+    """The SIE's unconstrained (B, 5) to physical parameters (B, 5): the first five of :func:`to_physical`."""
+    u = u.clamp(-_U_BOX, _U_BOX)
+    e1, e2 = _squash(u[:, 1], u[:, 2])
+    return torch.stack([F.softplus(u[:, 0]) + 1e-4, e1, e2, u[:, 3], u[:, 4]], 1)
+
+
+def lens_to_unconstrained(p: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`lens_to_physical`."""
+    theta_e = (p[:, 0] - 1e-4).clamp_min(1e-4)
+    u0 = theta_e + torch.log(-torch.expm1(-theta_e))  # inverse softplus
+    e1, e2 = _unsquash(p[:, 1], p[:, 2])
+    return torch.stack([u0, e1, e2, p[:, 3], p[:, 4]], 1)
 
 
 def to_unconstrained(p: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`to_physical`; values are first brought inside the allowed ranges."""
-    theta_e = (p[:, 0] - 1e-4).clamp_min(1e-4)
-    u0 = theta_e + torch.log(-torch.expm1(-theta_e))  # inverse softplus
-    e1, e2 = _unsquash(p[:, 1], p[:, 2])
     lo, hi = _N_RANGE
     frac = ((p[:, 6] - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
     se1, se2 = _unsquash(p[:, 7], p[:, 8])
-    return torch.stack([u0, e1, e2, p[:, 3], p[:, 4], torch.log(p[:, 5].clamp_min(1e-4)), torch.logit(frac),
-                        se1, se2, p[:, 9], p[:, 10]], 1)
+    source = torch.stack([torch.log(p[:, 5].clamp_min(1e-4)), torch.logit(frac), se1, se2, p[:, 9], p[:, 10]], 1)
+    return torch.cat([lens_to_unconstrained(p[:, :N_LENS_PARAMS]), source], 1)
+
+
+def traced_coordinates(lens: torch.Tensor, grid: PixelGrid, supersample: int = 1
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source-plane positions (B, H s, W s) in arcsec of the (sub)pixel centres of ``grid`` under the SIEs
+    ``lens`` (B, 5): the lens equation beta = theta - alpha(theta)."""
+    x, y = grid.coordinates(supersample, device=lens.device, dtype=lens.dtype)
+    return trace_rays(lens, x, y, grid.pixel_scale)
+
+
+def trace_rays(lens: torch.Tensor, x: torch.Tensor, y: torch.Tensor, pixel_scale: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source-plane positions of image-plane positions x, y ((H, W) or (B, H, W), arcsec) under the SIEs
+    ``lens`` (B, 5), with the fit's tiny core (:data:`_CORE` pixels of ``pixel_scale``)."""
+    ax, ay = sie_deflection(x, y, *lens.unbind(1), core=_CORE * pixel_scale)
+    return x - ax, y - ay
 
 
 def unit_images(p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
     """PSF-blurred lensed images (B, H, W) of unit-amplitude sources for physical parameters ``p`` (B, 11)."""
-    x, y = data.grid.coordinates(supersample, device=p.device, dtype=p.dtype)
-    ax, ay = sie_deflection(x, y, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], core=_CORE * data.grid.pixel_scale)
-    sb = sersic_profile(x - ax, y - ay, torch.ones_like(p[:, 0]), p[:, 5], p[:, 6], p[:, 7], p[:, 8], p[:, 9],
-                        p[:, 10])
+    bx, by = traced_coordinates(p[:, :N_LENS_PARAMS], data.grid, supersample)
+    sb = sersic_profile(bx, by, torch.ones_like(p[:, 0]), p[:, 5], p[:, 6], p[:, 7], p[:, 8], p[:, 9], p[:, 10])
     # Pixel averages of the surface brightness, times the pixel area: flux per pixel.
     sky = F.avg_pool2d(sb[:, None], supersample)[:, 0] * data.grid.pixel_scale ** 2
     return convolve(sky[:, None], data.psf)[:, 0]
