@@ -222,6 +222,7 @@ def _lbfgs(u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersampl
             optimizer.zero_grad()
             total = _objective(to_physical(v / scale), data, penalty, supersample).sum()
             total.backward()
+            v.grad.nan_to_num_(0.0, 0.0, 0.0)  # one lens's NaN gradient must not stop the shared line search
             return total
 
         optimizer.step(closure)

@@ -90,9 +90,10 @@ def _unsquash(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def to_physical(u: torch.Tensor) -> torch.Tensor:
     """Unconstrained (B, 11) to physical parameters (B, 11), :data:`FIT_PARAM_NAMES` order.
 
-    ``u`` is first clipped to a wide box, so that a line search's trial step far out gives a finite model.
+    ``u`` is first clipped to a wide box (NaN to 0), so that a line search's trial step far out gives a finite
+    model.
     """
-    u = u.clamp(-_U_BOX, _U_BOX)
+    u = torch.nan_to_num(u).clamp(-_U_BOX, _U_BOX)
     r_sersic = torch.exp(u[:, 5])
     n_sersic = _N_RANGE[0] + (_N_RANGE[1] - _N_RANGE[0]) * torch.sigmoid(u[:, 6])
     se1, se2 = _squash(u[:, 7], u[:, 8])
@@ -102,7 +103,7 @@ def to_physical(u: torch.Tensor) -> torch.Tensor:
 
 def lens_to_physical(u: torch.Tensor) -> torch.Tensor:
     """The SIE's unconstrained (B, 5) to physical parameters (B, 5): the first five of :func:`to_physical`."""
-    u = u.clamp(-_U_BOX, _U_BOX)
+    u = torch.nan_to_num(u).clamp(-_U_BOX, _U_BOX)
     e1, e2 = _squash(u[:, 1], u[:, 2])
     return torch.stack([F.softplus(u[:, 0]) + 1e-4, e1, e2, u[:, 3], u[:, 4]], 1)
 

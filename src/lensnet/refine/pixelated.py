@@ -392,6 +392,7 @@ def refine_pixelated(data: ImageData, sersic_params: torch.Tensor, scale: torch.
         optimizer.zero_grad()
         total = objective(v / full_scale).sum()
         total.backward()
+        v.grad.nan_to_num_(0.0, 0.0, 0.0)  # one lens's NaN gradient must not stop the shared line search
         return total
 
     optimizer.step(closure)
