@@ -192,7 +192,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--restarts", type=int, default=2, help="starts per lens of the seeded fit")
     parser.add_argument("--blind-restarts", type=int, default=6, help="starts per lens of the blind fit")
-    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--chunk", type=int, default=16, help="lenses fitted together")
     parser.add_argument("--lenstronomy", type=int, default=0, help="lenses also fitted by lenstronomy (slow)")
     parser.add_argument("--pixelated", nargs="*", default=["real"], choices=SOURCE_TYPES,

@@ -340,7 +340,7 @@ _FIT_OPTIONS = (
     click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise to the fit."),
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
     click.option("--restarts", default=2, show_default=True, help="Starts per lens of the fit."),
-    click.option("--max-iter", default=100, show_default=True, help="L-BFGS iterations of the fit."),
+    click.option("--max-iter", default=300, show_default=True, help="L-BFGS iterations of the fit."),
     click.option("--source", "source_model", type=click.Choice(SOURCE_MODELS), default="sersic", show_default=True,
                  help="Source model: a Sersic profile (fast), or pixelated for irregular sources (about 10x slower)."),
     click.option("--n-side", default=N_SIDE, show_default=True, type=click.IntRange(2),

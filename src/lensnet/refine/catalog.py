@@ -41,7 +41,7 @@ FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 
 def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | None = None, prior: bool = True,
-                restarts: int = 2, max_iter: int = 100, source: str = "sersic", n_side: int = N_SIDE,
+                restarts: int = 2, max_iter: int = 300, source: str = "sersic", n_side: int = N_SIDE,
                 batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 
@@ -58,7 +58,7 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
     prior : bool
         Use the network's estimate as a Gaussian prior [True]; False: it only starts the fit.
     restarts, max_iter, source, n_side :
-        As :func:`lensnet.refine.refine_lenses` [2, 100, "sersic", 16].
+        As :func:`lensnet.refine.refine_lenses` [2, 300, "sersic", 16].
     batch_size : int
         Images fitted together [16].
     progress : bool

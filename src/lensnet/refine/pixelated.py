@@ -390,7 +390,9 @@ def refine_pixelated(data: ImageData, sersic_params: torch.Tensor, scale: torch.
 
     def closure():
         optimizer.zero_grad()
-        total = objective(v / full_scale).sum()
+        value = objective(v / full_scale)
+        # torch's strong-Wolfe line search fails on a non-finite sum instead of backtracking.
+        total = torch.where(torch.isfinite(value), value, torch.finfo(value.dtype).max / 1e6).sum()
         total.backward()
         v.grad.nan_to_num_(0.0, 0.0, 0.0)  # one lens's NaN gradient must not stop the shared line search
         return total
