@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import torch
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
-from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, model_images,
-                                  to_physical, to_unconstrained)
+from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, minimize_summed,
+                                  model_images, to_physical, to_unconstrained)
 from lensnet.refine.pixelated import N_SIDE, PixelatedFit, refine_pixelated
 from lensnet.lensing.sie import sie_deflection
 
@@ -214,29 +214,13 @@ def _lbfgs(u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersampl
     u = u0
     for _ in range(rounds):
         scale = _curvature_scale(u, data, penalty, supersample)
-        v = (u * scale).requires_grad_(True)
-        optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=max(1, max_iter // rounds), history_size=20,
-                                      tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe")
-
-        def closure():
-            optimizer.zero_grad()
-            total = _finite(_objective(to_physical(v / scale), data, penalty, supersample)).sum()
-            total.backward()
-            v.grad.nan_to_num_(0.0, 0.0, 0.0)  # one lens's NaN gradient must not stop the shared line search
-            return total
-
-        optimizer.step(closure)
+        objective = lambda w: _objective(to_physical(w / scale), data, penalty, supersample)  # noqa: E731
+        v = minimize_summed(u * scale, objective, max_iter // rounds)
         with torch.no_grad():
-            trial = v.detach() / scale
+            trial = v / scale
             u = torch.where(torch.isfinite(trial), trial, u)  # a lens whose line search diverged keeps its start
     with torch.no_grad():
         return u, _objective(to_physical(u), data, penalty, supersample)
-
-
-def _finite(objective: torch.Tensor) -> torch.Tensor:
-    """Each lens's objective with a non-finite value (an overflowing trial step) made huge but finite: torch's
-    strong-Wolfe line search fails on a NaN or infinite sum instead of backtracking."""
-    return torch.where(torch.isfinite(objective), objective, torch.finfo(objective.dtype).max / 1e6)
 
 
 def _curvature_scale(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:

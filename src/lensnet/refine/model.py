@@ -25,7 +25,7 @@ from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
 __all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "lens_to_physical",
-           "lens_to_unconstrained", "linear_solve", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
+           "lens_to_unconstrained", "linear_solve", "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
            "unit_images"]
 
 #: The fitted parameters, the SIE's first.
@@ -182,3 +182,27 @@ def chi_square_at(p: torch.Tensor, amplitude: torch.Tensor, background: torch.Te
     :class:`lensnet.sources.Sersic`) and background (flux per pixel), each (B,)."""
     model = amplitude[:, None, None] * unit_images(p, data, supersample) + background[:, None, None]
     return (data.weight * (data.image - model) ** 2).sum((1, 2))
+
+
+def minimize_summed(v0: torch.Tensor, objective, max_iter: int) -> torch.Tensor:
+    """Minimise the sum over rows of ``objective(v)`` (B,) from ``v0`` (B, K) by torch's L-BFGS (strong-Wolfe
+    line search, shared by all rows); returns the end point (B, K), detached.
+
+    One row's trouble must not stop the others: a non-finite row value (an overflowing trial step) is made
+    huge but finite, since the line search fails on a non-finite sum instead of backtracking, and NaN
+    gradient entries are zeroed.
+    """
+    v = v0.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=max(1, int(max_iter)), history_size=20, tolerance_grad=1e-10,
+                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        value = objective(v)
+        total = torch.where(torch.isfinite(value), value, torch.finfo(value.dtype).max / 1e6).sum()
+        total.backward()
+        v.grad.nan_to_num_(0.0, 0.0, 0.0)
+        return total
+
+    optimizer.step(closure)
+    return v.detach()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from lensnet.observe.psf import convolve
 from lensnet.refine.model import (N_LENS_PARAMS, ImageData, lens_to_physical, lens_to_unconstrained,
-                                  trace_rays, traced_coordinates)
+                                  minimize_summed, trace_rays, traced_coordinates)
 from lensnet.sources.sersic import sersic_profile
 
 __all__ = ["Inversion", "PixelatedFit", "SourcePlaneGrid", "Window", "fit_region", "invert", "lensed_pixel_images", "refine_pixelated",
@@ -384,22 +384,9 @@ def refine_pixelated(data: ImageData, sersic_params: torch.Tensor, scale: torch.
         value = _Operator(lens, data, grid, region, supersample, window).solve(u[:, N_LENS_PARAMS])[1]
         return value + prior(lens) if prior is not None else value
 
-    v = (u0 * full_scale).requires_grad_(True)
-    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
-                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        value = objective(v / full_scale)
-        # torch's strong-Wolfe line search fails on a non-finite sum instead of backtracking.
-        total = torch.where(torch.isfinite(value), value, torch.finfo(value.dtype).max / 1e6).sum()
-        total.backward()
-        v.grad.nan_to_num_(0.0, 0.0, 0.0)  # one lens's NaN gradient must not stop the shared line search
-        return total
-
-    optimizer.step(closure)
+    v = minimize_summed(u0 * full_scale, lambda w: objective(w / full_scale), max_iter)
     with torch.no_grad():
-        trial = v.detach() / full_scale
+        trial = v / full_scale
         u = torch.where(torch.isfinite(trial).all(1, keepdim=True), trial, u0)
         # A lens whose evidence got worse than at the start (a line search lost in a kink) keeps the start.
         worse = objective(u) > objective(u0)
