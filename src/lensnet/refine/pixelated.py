@@ -246,8 +246,8 @@ class _Operator:
         self.h = regularisation_matrix(grid.n_side, lens.dtype, lens.device)
         self.n_source = grid.n_side ** 2
 
-    def solve(self, log_lambda: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Most probable x = (s, b) (B, N_s + 1), -ln E (B,) and the Cholesky factor of F + R."""
+    def solve(self, log_lambda: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Most probable x = (s, b) (B, N_s + 1), -ln E (B,), the Cholesky factor of F + R and chi^2 (B,)."""
         lam = log_lambda.exp()
         r = torch.zeros_like(self.fisher)
         r[:, :self.n_source, :self.n_source] = lam[:, None, None] * self.h
@@ -258,7 +258,7 @@ class _Operator:
         s = x[:, :self.n_source]
         penalty = lam * (s * (s @ self.h)).sum(1)
         log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
-        return x, 0.5 * (chi2 + penalty + log_det - self.n_source * log_lambda), chol
+        return x, 0.5 * (chi2 + penalty + log_det - self.n_source * log_lambda), chol, chi2
 
     def start_log_lambda(self) -> torch.Tensor:
         """ln lambda (B,) of the best evidence among decades around lambda0 = mean diag(F_ss) / mean diag(H)."""
@@ -293,9 +293,7 @@ def invert(lens: torch.Tensor, log_lambda: torch.Tensor | None, data: ImageData,
     operator = _Operator(lens, data, grid, region, supersample, Window.around(region, data.psf.shape[-1] // 2))
     if log_lambda is None:
         log_lambda = operator.start_log_lambda()
-    x, objective, chol = operator.solve(log_lambda)
-    residual = operator.data - (x[:, :, None] * operator.columns).sum(1)
-    chi2 = (operator.weight * residual ** 2).sum(1)
+    x, objective, chol, chi2 = operator.solve(log_lambda)
     n = operator.n_source
     h_full = torch.zeros_like(operator.fisher)
     h_full[:, :n, :n] = operator.h
