@@ -18,7 +18,7 @@ import click
 
 from lensnet import __version__
 from lensnet.errors import LensnetError
-from lensnet.refine.fit import SOURCE_MODELS
+from lensnet.refine.fit import RESTARTS, SOURCE_MODELS
 from lensnet.refine.pixelated import N_SIDE
 from lensnet.simulate.config import PRESETS
 from lensnet.simulate.seeds import TEST_SET
@@ -339,7 +339,7 @@ _INPUT_OPTIONS = (
 _FIT_OPTIONS = (
     click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise to the fit."),
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
-    click.option("--restarts", default=2, show_default=True, help="Starts per lens of the fit."),
+    click.option("--restarts", default=RESTARTS, show_default=True, help="Starts per lens of the fit."),
     click.option("--max-iter", default=300, show_default=True, help="L-BFGS iterations of the fit."),
     click.option("--source", "source_model", type=click.Choice(SOURCE_MODELS), default="sersic", show_default=True,
                  help="Source model: a Sersic profile (fast), or pixelated for irregular sources (about 10x slower)."),

@@ -30,7 +30,7 @@ from lensnet.inference.catalog import catalog_table, estimate_items, fits_inputs
 from lensnet.lensing import PixelGrid
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.real import ModelGrid
-from lensnet.refine.fit import refine_lenses
+from lensnet.refine.fit import RESTARTS, refine_lenses
 from lensnet.refine.model import ImageData, model_images
 from lensnet.refine.pixelated import N_SIDE
 
@@ -41,7 +41,7 @@ FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 
 
 def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | None = None, prior: bool = True,
-                restarts: int = 2, max_iter: int = 300, source: str = "sersic", n_side: int = N_SIDE,
+                restarts: int = RESTARTS, max_iter: int = 300, source: str = "sersic", n_side: int = N_SIDE,
                 batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 

@@ -146,7 +146,7 @@ def unit_images(p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch
     bx, by = traced_coordinates(p[:, :N_LENS_PARAMS], data.grid, supersample)
     sb = sersic_profile(bx, by, torch.ones_like(p[:, 0]), p[:, 5], p[:, 6], p[:, 7], p[:, 8], p[:, 9], p[:, 10])
     # Pixel averages of the surface brightness, times the pixel area: flux per pixel.
-    sky = F.avg_pool2d(sb[:, None], supersample)[:, 0] * data.grid.pixel_scale ** 2
+    sky = (F.avg_pool2d(sb[:, None], supersample)[:, 0] if supersample > 1 else sb) * data.grid.pixel_scale ** 2
     return convolve(sky[:, None], data.psf)[:, 0]
 
 
