@@ -19,7 +19,7 @@ from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained
 from lensnet.lensing import SIE, PixelGrid
 from lensnet.observe.psf import convolve, gaussian_kernels
 from lensnet.refine import ImageData, refine_lenses
-from lensnet.refine.fit import _coarse
+from lensnet.refine.fit import _coarse, _laplace_sigma
 from lensnet.refine.model import chi_square_at, model_images, linear_solve, to_physical, to_unconstrained, unit_images
 from lensnet.simulate import LensSimulator, get_preset, render
 from lensnet.simulate.seeds import batch_seed
@@ -110,6 +110,18 @@ def test_a_noiseless_lens_is_recovered_from_a_start_ten_percent_off():
     assert (result.lens - TRUTH[:, :5]).abs().max() < 1e-3, result.lens - TRUTH[:, :5]
     assert (result.reduced_chi2 < 1e-3).all()
     assert torch.isfinite(result.lens_sigma).all() and (result.lens_sigma < 0.01).all()
+
+
+def test_laplace_errors_stay_finite_when_the_sersic_index_saturates():
+    """A Sersic index driven to its bound leaves the curvature singular; the lens's errors stay finite."""
+    psf = gaussian_kernels(torch.full((2,), 1.0, dtype=F64), 4)
+    image = _images(TRUTH, psf)
+    noise = torch.full_like(image, 0.01 * float(image.max()))
+    data = ImageData(image, noise, torch.zeros_like(image, dtype=torch.bool), psf, GRID)
+    u = to_unconstrained(TRUTH)
+    u[:, 6] = 1e4  # n_sersic pinned at 6: the model no longer depends on this coordinate
+    sigma = _laplace_sigma(u, data, None, 1)
+    assert torch.isfinite(sigma[:, :5]).all() and (sigma[:, :5] < 0.01).all()
 
 
 def test_bad_inputs_get_clear_errors():

@@ -325,9 +325,15 @@ def _gauss_newton(u: torch.Tensor, data: ImageData, penalty, supersample: int
 def _laplace_sigma(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
     """sqrt(diag(C)) (B, 11) of the physical parameters' Laplace covariance C = J H^-1 J^T, with H the
     Gauss-Newton curvature in the unconstrained coordinates u and J the Jacobian of :func:`to_physical`;
-    NaN where H is not positive definite."""
+    NaN where H, with a tiny ridge, is still not positive definite."""
     hessian, jacobian = _gauss_newton(u, data, penalty, supersample)
-    chol, info = torch.linalg.cholesky_ex(hessian)
+    # J^T W J is positive semi-definite; it is singular where a bounded parameter saturates (a Sersic index
+    # at its limit, where u no longer moves the model): a ridge of 1e-9 of the diagonal, and 1 where it is
+    # 0, gives that direction a huge variance in u, which the Jacobian of the saturated map, 0 or nearly,
+    # turns into a finite one.
+    diagonal = torch.diagonal(hessian, dim1=1, dim2=2)
+    ridge = torch.diag_embed(torch.where(diagonal > 0, 1e-9 * diagonal, 1.0))
+    chol, info = torch.linalg.cholesky_ex(hessian + ridge)
     cov_u = torch.cholesky_solve(torch.eye(u.shape[1], dtype=u.dtype).expand_as(hessian), chol)
     cov = jacobian @ cov_u @ jacobian.transpose(1, 2)
     sigma = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0))
