@@ -11,11 +11,12 @@ given to the fit are those the simulator drew; cosmic rays and hot pixels are le
 68% errors in lensnet's convention and the paper's; seconds per lens of each method. With
 ``--lenstronomy N`` the first N lenses are also fitted by lenstronomy's own ``FittingSequence`` (a particle
 swarm over the training prior's box, then a downhill simplex), blind like the blind fit, as the peer's
-timing anchor. Results go to ``benchmarks/results/refine_cpu.json`` and ``.md``.
+timing anchor. Results go to ``benchmarks/results/refine_cpu.json`` and ``.md`` (``--name`` for another name;
+``--blind-restarts 0 --pixelated`` times the seeded fit alone).
 
 Usage::
 
-    python benchmarks/bench_refine.py --num 48 --lenstronomy 3
+    python benchmarks/bench_refine.py --num 96 --lenstronomy 3
 """
 
 from __future__ import annotations
@@ -72,15 +73,16 @@ def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_
             seeded = refine_lenses(data, mean.double(), std.double(), prior=True, restarts=restarts,
                                    max_iter=max_iter, seed=seed)
             n = len(images)
-            blind = refine_lenses(data, prior_mean.expand(n, -1), prior_std.expand(n, -1), prior=False,
-                                  restarts=blind_restarts, max_iter=max_iter, seed=seed)
             seconds["seeded fit"] += seeded.seconds
-            seconds["blind fit"] += blind.seconds
             estimates["network"].append(mean.double())
             estimates["seeded fit"].append(seeded.lens)
-            estimates["blind fit"].append(blind.lens)
             chi2["seeded fit"].append(seeded.reduced_chi2)
-            chi2["blind fit"].append(blind.reduced_chi2)
+            if blind_restarts:
+                blind = refine_lenses(data, prior_mean.expand(n, -1), prior_std.expand(n, -1), prior=False,
+                                      restarts=blind_restarts, max_iter=max_iter, seed=seed)
+                seconds["blind fit"] += blind.seconds
+                estimates["blind fit"].append(blind.lens)
+                chi2["blind fit"].append(blind.reduced_chi2)
             # The pixelated source on the chosen kinds only (its time includes its Sersic stage); NaN elsewhere.
             lens_pix, chi_pix = torch.full_like(seeded.lens, float("nan")), torch.full_like(seeded.reduced_chi2, float("nan"))
             chosen = torch.isin(batch.record["source_type"][part], pixelated_codes)
@@ -97,7 +99,8 @@ def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_
             kinds.append(batch.record["source_type"][part])
             print(f"{sum(len(t) for t in truth)}/{num} lenses", flush=True)
     truth, kinds = torch.cat(truth), torch.cat(kinds)
-    per_lens = {m: seconds[m] / (n_pixelated if m == PIXELATED else num) for m in METHODS if m != PIXELATED or n_pixelated}
+    done = [m for m in METHODS if estimates[m] and (m != PIXELATED or n_pixelated)]
+    per_lens = {m: seconds[m] / (n_pixelated if m == PIXELATED else num) for m in done}
     out = {"num": num, "seed": seed, "restarts": restarts, "blind_restarts": blind_restarts, "max_iter": max_iter,
            "pixelated_kinds": list(pixelated_kinds), "n_side": n_side, "seconds_per_lens": per_lens, "by_kind": {}}
     for code, kind in [(None, "all"), *enumerate(SOURCE_TYPES)]:
@@ -105,7 +108,7 @@ def run(predictor, num: int, seed: int, restarts: int, blind_restarts: int, max_
         if not sel.any():
             continue
         row = {"lenses": int(sel.sum())}
-        for m in METHODS:
+        for m in done:
             est = torch.cat(estimates[m])[sel]
             if not torch.isfinite(est).all():  # the pixelated source where it was not fitted
                 continue
@@ -160,12 +163,12 @@ def lenstronomy_fits(batch, grid: PixelGrid, count: int, prior_mean, prior_std) 
             "estimates": estimates.tolist(), "truth": truth.tolist()}
 
 
-def write(result: dict, argv: str) -> None:
+def write(result: dict, argv: str, name: str = "refine_cpu") -> None:
     RESULTS.mkdir(exist_ok=True)
     machine = machine_description(torch.device("cpu"))
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine, **result}
-    (RESULTS / "refine_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# lensnet refine on the paper test set ({machine['cpu']}, {machine['cores']} cores, "
              f"torch {machine['torch']})", "", f"`python benchmarks/bench_refine.py {argv}`, {result['date']}; "
              f"68% errors in the paper's convention; seconds per lens in batches.", "",
@@ -183,21 +186,22 @@ def write(result: dict, argv: str) -> None:
         lines += ["", f"lenstronomy's FittingSequence (PSO, 60 particles x 150 iterations, then a simplex; blind) on "
                   f"the first {anchor['lenses']} lenses: {anchor['seconds_per_lens']:.0f} s per lens; median "
                   "absolute errors " + ", ".join(f"{n} {v:.3f}" for n, v in anchor["abs_error"].items()) + "."]
-    (RESULTS / "refine_cpu.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num", type=int, default=48)
+    parser.add_argument("--num", type=int, default=96)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--restarts", type=int, default=8, help="starts per lens of the seeded fit")
-    parser.add_argument("--blind-restarts", type=int, default=32, help="starts per lens of the blind fit")
+    parser.add_argument("--blind-restarts", type=int, default=32, help="starts per lens of the blind fit; 0: no blind fit")
     parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--chunk", type=int, default=16, help="lenses fitted together")
     parser.add_argument("--lenstronomy", type=int, default=0, help="lenses also fitted by lenstronomy (slow)")
     parser.add_argument("--pixelated", nargs="*", default=["real"], choices=SOURCE_TYPES,
                         help="source kinds also fitted with the pixelated source (slow) [real]")
     parser.add_argument("--n-side", type=int, default=16, help="pixels per side of the pixelated source")
+    parser.add_argument("--name", default="refine_cpu", help="results/NAME.json and .md [refine_cpu]")
     args = parser.parse_args(argv)
     predictor = load_pretrained()
     result = run(predictor, args.num, args.seed, args.restarts, args.blind_restarts, args.max_iter, args.chunk,
@@ -210,8 +214,8 @@ def main(argv=None) -> dict:
         result["lenstronomy"] = lenstronomy_fits(batch, PixelGrid(config.n_pix, config.pixel_scale), args.lenstronomy,
                                                  *prior)
     argv_text = " ".join(f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items())
-    write(result, argv_text)
-    print((RESULTS / "refine_cpu.md").read_text())
+    write(result, argv_text, args.name)
+    print((RESULTS / f"{args.name}.md").read_text())
     return result
 
 
