@@ -267,14 +267,13 @@ def _coarse(data: ImageData, sigma: float) -> ImageData:
     # masked pixels weigh in, the blurred image is not the blurred model, so such pixels are masked too.
     coverage = blurred_valid / convolve(torch.ones_like(valid[:1]), blur)
     psf = convolve(F.pad(data.psf, (half,) * 4)[:, None], blur)[:, 0]
-    weight = data.weight[:, None]
     if data.grid.n_pix % 2:
         sigma_map = data.sigma
         mask = data.mask | (coverage[:, 0] < MIN_COVERAGE)
         grid = data.grid
     else:
         image, coverage = F.avg_pool2d(image, 2), F.avg_pool2d(coverage * valid, 2)
-        sigma_map = (4 * F.avg_pool2d(weight, 2)).clamp_min(1e-30).rsqrt()[:, 0]
+        sigma_map = (4 * F.avg_pool2d(data.weight[:, None], 2)).clamp_min(1e-30).rsqrt()[:, 0]
         mask = coverage[:, 0] < MIN_COVERAGE
         centre = psf.shape[-1] // 2
         psf = psf[:, centre % 2::2, centre % 2::2]
