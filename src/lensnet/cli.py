@@ -19,6 +19,7 @@ import click
 from lensnet import __version__
 from lensnet.errors import LensnetError
 from lensnet.refine.fit import RESTARTS, SOURCE_MODELS
+from lensnet.refine.model import LENS_LIGHT_MODELS, MASS_MODELS
 from lensnet.refine.pixelated import N_SIDE
 from lensnet.simulate.config import PRESETS
 from lensnet.simulate.seeds import TEST_SET
@@ -337,7 +338,20 @@ _INPUT_OPTIONS = (
 )
 #: Options of the likelihood fit, shared by `predict --refine` and `refine`.
 _FIT_OPTIONS = (
-    click.option("--gain", type=float, help="Counts per data unit: adds the sources' Poisson noise to the fit."),
+    click.option("--psf", help="PSF image FILE[:HDU] for the fit [a PSF or *_PSF HDU of each file, else --psf-fwhm]."),
+    click.option("--psf-fwhm", type=float, help="FWHM in arcsec of a Gaussian PSF, for files without a PSF of their own."),
+    click.option("--noise", help="1-sigma map: an HDU of each file, FILE or FILE:HDU [ERR/RMS/... HDUs, else sky + Poisson]."),
+    click.option("--weight", help="Inverse-variance map: an HDU of each file, FILE or FILE:HDU [WHT/IVAR/... HDUs]."),
+    click.option("--gain", type=float,
+                 help="Counts per data unit, for the sources' Poisson noise without a noise map [EXPTIME: counts/s data]."),
+    click.option("--mass", type=click.Choice(MASS_MODELS[:2]), default="sie", show_default=True,
+                 help="Mass model: the SIE, or the power-law ellipsoid with its slope free."),
+    click.option("--shear", is_flag=True, help="Add an external shear (gamma1, gamma2) to the mass."),
+    click.option("--lens-light", type=click.Choice(list(LENS_LIGHT_MODELS)), default="none", show_default=True,
+                 help="Lens light fitted with the lens and source: Sersic profiles sharing one centre."),
+    click.option("--fit-size", type=float, help="Side in arcsec of the image's own pixels fitted [the network's field]."),
+    click.option("--posterior", type=click.Choice(["laplace", "mcmc"]), default="laplace", show_default=True,
+                 help="Refined uncertainties: Laplace at the optimum, or the posterior sampled by emcee (slower)."),
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
     click.option("--restarts", default=RESTARTS, show_default=True, help="Starts per lens of the fit."),
     click.option("--max-iter", default=300, show_default=True, help="L-BFGS iterations of the fit."),
@@ -377,14 +391,14 @@ def _with_options(*groups):
 @click.option("--num-nodes", default=1, show_default=True, help="Machines (DDP).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... for one process.")
 @click.option("--refine", "refine_fit", is_flag=True,
-              help="Refine each estimate by a likelihood fit seeded by it (needs --psf-fwhm); see `lensnet refine`.")
-@click.option("--psf-fwhm", type=float, help="FWHM of the PSF in arcsec (Gaussian), for --refine.")
+              help="Refine each estimate by a likelihood fit seeded by it; see `lensnet refine`.")
 @_with_options(_FIT_OPTIONS)
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
-            deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf_fwhm, gain,
-            no_prior, restarts, max_iter, source_model, n_side, figures, overwrite, no_progress_bar):
+            deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf, psf_fwhm,
+            noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_prior, restarts, max_iter, source_model, n_side,
+            figures, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
 
@@ -395,8 +409,6 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 
     if weights and checkpoint:
         raise click.UsageError("give --weights or --checkpoint, not both")
-    if refine_fit and psf_fwhm is None:
-        raise click.UsageError("--refine needs the PSF: give --psf-fwhm ARCSEC")
     if refine_fit and (devices != "1" or num_nodes > 1 or symmetrize):
         raise click.UsageError("--refine runs in one process, without --symmetrize")
     for target in filter(None, (output, lenstronomy_json)):
@@ -423,9 +435,13 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
     elif refine_fit:
         from lensnet.refine.catalog import refine_fits
 
-        table = refine_fits(predictor, inputs, psf_fwhm, gain=gain, prior=not no_prior, restarts=restarts,
-                            max_iter=max_iter, source=source_model, n_side=n_side, progress=not no_progress_bar,
-                            figures=figures, **options)
+        from lensnet.refine.model import ModelSpec
+
+        table = refine_fits(predictor, inputs, psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
+                            spec=ModelSpec(mass=mass, shear=shear, lens_light=lens_light), fit_size=fit_size,
+                            posterior=posterior, prior=not no_prior, restarts=restarts, max_iter=max_iter,
+                            source=source_model,
+                            n_side=n_side, progress=not no_progress_bar, figures=figures, **options)
         write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
@@ -443,7 +459,6 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--psf-fwhm", type=float, required=True, help="FWHM of the PSF in arcsec (Gaussian).")
 @click.option("-o", "--output", default="lensnet_refined.ecsv", show_default=True,
               help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
 @click.option("--weights", help="Shipped model whose estimates seed the fit [lensnet's default model].")

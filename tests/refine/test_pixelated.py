@@ -101,7 +101,7 @@ def test_the_inversion_reproduces_a_known_source_on_a_noiseless_image():
 
 def test_the_inversion_of_a_rendered_sersic_source_keeps_its_flux():
     # An independent image (lensnet's Sersic renderer, 4x4 rays per pixel) and the evidence's own smoothing.
-    image = unit_images(TRUTH, _data(torch.zeros(2, 48, 48, dtype=F64)), supersample=4)
+    image = unit_images(TRUTH, _data(torch.zeros(2, 48, 48, dtype=F64)), supersample=4)[:, 0]
     data = _data(image + 1e-3 * torch.randn(image.shape, generator=torch.Generator().manual_seed(1), dtype=F64))
     grid = source_grid_around(TRUTH, data, 16)
     result = invert(TRUTH[:, :5], None, data, grid)
@@ -118,7 +118,7 @@ def test_the_inversion_of_a_rendered_sersic_source_keeps_its_flux():
 
 def test_the_pixelated_fit_refines_a_lens_and_reports_errors():
     truth = TRUTH[:1]
-    image = unit_images(truth, _data(torch.zeros(1, 48, 48, dtype=F64)), supersample=4)
+    image = unit_images(truth, _data(torch.zeros(1, 48, 48, dtype=F64)), supersample=4)[:, 0]
     sigma = 0.01 * image.max()
     noise = sigma * torch.randn(image.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
     data = _data(image + noise, sigma=float(sigma))

@@ -20,7 +20,8 @@ from lensnet.lensing import SIE, PixelGrid
 from lensnet.observe.psf import convolve, gaussian_kernels
 from lensnet.refine import ImageData, refine_lenses
 from lensnet.refine.fit import _coarse, _laplace_sigma
-from lensnet.refine.model import chi_square_at, model_images, linear_solve, to_physical, to_unconstrained, unit_images
+from lensnet.refine.model import (SIE_SERSIC, chi_square_at, model_images, linear_solve, to_physical, to_unconstrained,
+                                  unit_images)
 from lensnet.simulate import LensSimulator, get_preset, render
 from lensnet.simulate.seeds import batch_seed
 from lensnet.sources import Sersic
@@ -46,7 +47,7 @@ def test_chi_square_is_lenstronomys():
                                                           dtype=F64)
     data = ImageData(image, torch.full_like(image, sigma), torch.zeros_like(image, dtype=torch.bool), psf, GRID)
     trial = TRUTH[:1] * 1.02  # some other parameters, amplitude 0.9
-    ours = chi_square_at(trial, torch.tensor([0.9], dtype=F64), torch.zeros(1, dtype=F64), data)
+    ours = chi_square_at(trial, torch.tensor([[0.9]], dtype=F64), torch.zeros(1, dtype=F64), data)
     corner = -(80 - 1) / 2 * GRID.pixel_scale
     kwargs_data = {"image_data": image[0].numpy(), "background_rms": sigma, "exposure_time": 1e12,
                    "transform_pix2angle": np.diag([GRID.pixel_scale] * 2), "ra_at_xy_0": corner,
@@ -69,9 +70,9 @@ def test_linear_solve_and_parameter_transforms():
     data = ImageData(torch.zeros(2, 80, 80, dtype=F64), torch.ones(2, 80, 80, dtype=F64),
                      torch.zeros(2, 80, 80, dtype=torch.bool), psf, GRID)
     unit = unit_images(TRUTH, data)
-    data.image = 3.0 * unit + 0.25
+    data.image = 3.0 * unit[:, 0] + 0.25
     amplitude, background = linear_solve(unit, data)
-    torch.testing.assert_close(amplitude, torch.full((2,), 3.0, dtype=F64))
+    torch.testing.assert_close(amplitude, torch.full((2, 1), 3.0, dtype=F64))
     torch.testing.assert_close(background, torch.full((2,), 0.25, dtype=F64))
     torch.testing.assert_close(to_physical(to_unconstrained(TRUTH)), TRUTH)
 
@@ -120,7 +121,7 @@ def test_laplace_errors_stay_finite_when_the_sersic_index_saturates():
     data = ImageData(image, noise, torch.zeros_like(image, dtype=torch.bool), psf, GRID)
     u = to_unconstrained(TRUTH)
     u[:, 6] = 1e4  # n_sersic pinned at 6: the model no longer depends on this coordinate
-    sigma = _laplace_sigma(u, data, None, 1)
+    sigma = _laplace_sigma(SIE_SERSIC, u, data, None, 1)
     assert torch.isfinite(sigma[:, :5]).all() and (sigma[:, :5] < 0.01).all()
 
 
@@ -159,8 +160,9 @@ def test_refine_command_adds_refined_columns(tmp_path):
         assert np.isfinite(table[f"{name}_refined"][0]) and table[f"{name}_refined"].unit == table[name].unit
     assert 0.2 < table["reduced_chi2"][0] < 5 and 0 < table["q_refined"][0] <= 1
     assert abs(table["theta_E_refined"][0] - float(batch.targets[0, 0])) < 0.1
-    missing = CliRunner().invoke(cli, ["predict", str(path), "--refine", "-o", str(tmp_path / "x.ecsv")])
-    assert missing.exit_code != 0 and "--psf-fwhm" in missing.output
+    missing = CliRunner().invoke(cli, ["predict", str(path), "--refine", "-o", str(tmp_path / "x.ecsv"),
+                                       "--no-progress-bar"])
+    assert missing.exit_code != 0 and "--psf-fwhm" in missing.output and "--psf " in missing.output
 
 
 def test_restarts_drawn_outside_the_lens_range_are_brought_back():

@@ -3,9 +3,19 @@ preparation of real FITS images (cutout, resampling to the model's grid, backgro
 
 - :func:`normalize_images` (:mod:`~lensnet.preprocess.normalize`): every network input, simulated or real;
 - :func:`lensnet.preprocess.real.prepare_image`: a real image on the model's pixel grid (imported from its
-  module: it brings astropy's WCS and reproject, which simulation does not need).
+  module: it brings astropy's WCS and reproject, which simulation does not need);
+- :func:`read_native` (:mod:`~lensnet.preprocess.native`): a real image on its own pixels with the noise,
+  mask and PSF its file carries, for fitting a lens model (loaded on first use, for the same reason).
 """
+
+import importlib
 
 from lensnet.preprocess.normalize import normalize_images
 
-__all__ = ["normalize_images"]
+__all__ = ["NativeCutout", "normalize_images", "read_native"]
+
+
+def __getattr__(name: str):
+    if name in ("NativeCutout", "read_native"):
+        return getattr(importlib.import_module("lensnet.preprocess.native"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,7 +45,8 @@ from scipy.ndimage import label
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.io.fits import pixel_scale_from_header, read_image_hdu
 
-__all__ = ["MIN_FIELD_COVERAGE", "ModelGrid", "PreparedImage", "prepare_image", "read_fits_image"]
+__all__ = ["MIN_FIELD_COVERAGE", "ModelGrid", "PreparedImage", "cosmic_ray_mask", "prepare_image", "read_fits_image",
+           "sky_stats"]
 
 #: Smallest fraction of the model's field side that an image must cover after resampling: less would be
 #: mostly padding, far from the images the network was trained on.
@@ -225,8 +226,8 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     inside = Cutout2D(np.where(beyond, 0.0, 1.0), (cx, cy), (side, side), mode="partial", fill_value=0.0).data > 0
     valid = np.isfinite(cutout.data)
     if cosmic_rays:
-        valid &= ~_cosmic_rays(cutout.data, valid)
-    background, noise = _sky(cutout.data, valid)
+        valid &= ~cosmic_ray_mask(cutout.data, valid)
+    background, noise = sky_stats(cutout.data, valid)
     image = np.where(valid, cutout.data - background, 0.0)
     # Offset of the requested centre from the centre of the cutout array (Cutout2D rounds to whole pixels;
     # in 'partial' mode its origin_original is where the overlap starts, origin_cutout where it lands).
@@ -287,7 +288,7 @@ def _tangent_plane(n: int, scale_arcsec: float, crpix: tuple[float, float]) -> W
     return w
 
 
-def _sky(data: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+def sky_stats(data: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
     """Sigma-clipped median and standard deviation of the sky: the valid pixels outside the central disc of
     0.35 of the cutout's side (where the lens and its arcs are), or all valid pixels where too few are left."""
     n = data.shape[0]
@@ -302,7 +303,7 @@ def _clipped_std(values: np.ndarray) -> float:
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[2])
 
 
-def _cosmic_rays(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def cosmic_ray_mask(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """L.A.Cosmic (van Dokkum 2001) cosmic-ray mask of ``data``, its noise from the valid pixels' spread."""
     _, sky, rms = sigma_clipped_stats(data[valid], sigma=3.0, maxiters=10)
     filled = np.where(valid, data, sky)

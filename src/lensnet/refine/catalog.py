@@ -1,18 +1,27 @@
 """FITS images to a catalogue of network estimates refined by the likelihood fit (``lensnet refine``).
 
 Each file is read and brought to the model's grid as by ``lensnet predict``
-(:mod:`lensnet.inference.catalog`); the network's estimate and calibrated 1-sigma start the fit of
-:func:`lensnet.refine.refine_lenses` on that same prepared image, with its noise (the sigma-clipped sky
-rms on the model's grid, plus the Poisson variance of the counts where a ``gain`` is given), its masks and
-a Gaussian PSF of the given FWHM. The catalogue holds the network's columns and, for each SIE parameter,
-``<p>_refined`` and ``<p>_refined_sigma`` (Laplace), ``q_refined``, ``phi_refined`` and
-``reduced_chi2``. With ``figures``, each lens also gets a figure of the data, the best model and the
-residual in sigma (``<figures>/<file stem>_refined.png``).
+(:mod:`lensnet.inference.catalog`) for the network. The fit then works on the image's own pixels
+(:func:`lensnet.preprocess.native.read_native`): a square cutout of ``fit_size`` arcsec around the same
+centre, with the noise and PSF the file carries (a 1-sigma or weight map, a PSF HDU or file; else the sky
+rms plus Poisson noise from the gain or EXPTIME, and a Gaussian of the given FWHM), its masks, and the
+network's estimate and calibrated 1-sigma as the fit's start and prior. Files of the same pixel grid are
+fitted together.
+
+The catalogue holds the network's columns and, for each fitted parameter ``<p>`` (the model's
+:attr:`~lensnet.refine.model.ModelSpec.names`), ``<p>_refined`` and ``<p>_refined_sigma``; for the SIE's
+five also the 95% interval ``<p>_refined_lo95``, ``<p>_refined_hi95``; ``q_refined``, ``phi_refined``
+(degrees from +x), with a shear ``gamma_ext`` and ``phi_ext``, with lens light per component ``lightK_q``,
+``lightK_phi`` and ``lightK_flux`` (the Sérsic's total flux, data units); ``chi2``, ``reduced_chi2``,
+``n_fit_pixels``, ``noise_source``, ``psf_source`` and ``refine_seconds``. With ``figures``, each lens also
+gets a figure of the data, the best model and the residual in sigma (``<figures>/<file stem>_refined.png``).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,46 +30,63 @@ from astropy.table import Table
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from pathlib import Path
-
 from lensnet.conventions import PARAM_NAMES, e1e2_to_qphi
 from lensnet.deblend.figure import deblend_figure
-from lensnet.errors import LensnetValueError
-from lensnet.inference.catalog import catalog_table, estimate_items, fits_inputs
+from lensnet.errors import LensnetError, LensnetValueError
+from lensnet.inference.catalog import Z95, catalog_table, estimate_items, fits_inputs
 from lensnet.lensing import PixelGrid
-from lensnet.observe.psf import gaussian_kernels
+from lensnet.lensing.shear import shear_cartesian_to_polar
+from lensnet.preprocess.native import NativeCutout, read_native
 from lensnet.preprocess.real import ModelGrid
-from lensnet.refine.fit import RESTARTS, refine_lenses
-from lensnet.refine.model import ImageData, model_images
+from lensnet.refine.fit import LENSED_DELTA_BIC, RESTARTS, delta_bic, refine_lenses
+from lensnet.refine.model import SIE_SERSIC, ImageData, ModelSpec, model_images
 from lensnet.refine.pixelated import N_SIDE
+from lensnet.refine.posterior import sample_posterior
+from lensnet.sources.sersic import sersic_total_flux
 
-__all__ = ["FWHM_PER_SIGMA", "refine_fits"]
+__all__ = ["POSTERIORS", "refine_fits"]
 
-#: FWHM of a Gaussian in units of its sigma, 2 sqrt(2 ln 2).
-FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
+#: How the refined uncertainties are computed: the Laplace approximation at the optimum (fast), or the
+#: posterior sampled by MCMC (:func:`lensnet.refine.posterior.sample_posterior`; tens of seconds per lens).
+POSTERIORS = ("laplace", "mcmc")
 
 
-def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | None = None, prior: bool = True,
+def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm: float | None = None,
+                noise: str | None = None, weight: str | None = None, gain: float | None = None,
+                spec: ModelSpec = SIE_SERSIC, fit_size: float | None = None, prior: bool = True,
                 restarts: int = RESTARTS, max_iter: int = 300, source: str = "sersic", n_side: int = N_SIDE,
-                batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
+                posterior: str = "laplace", batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 
     Parameters
     ----------
     predictor : LensPredictor
-        The network; its card gives the grid.
+        The network; its card gives the grid of its input.
     paths : sequence of str or Path
         Files, folders or glob patterns.
-    psf_fwhm : float
-        FWHM of the (Gaussian) PSF in arcsec.
+    psf : str, optional
+        PSF image "FILE" or "FILE:HDU" for every file [a PSF HDU of each file, else ``psf_fwhm``].
+    psf_fwhm : float, optional
+        FWHM in arcsec of a Gaussian PSF, for files with no PSF of their own.
+    noise, weight : str, optional
+        1-sigma or inverse-variance map: an HDU of each file, "FILE" or "FILE:HDU" [HDUs found by name,
+        else the sky rms plus Poisson noise].
     gain : float, optional
-        Counts per data unit, for the Poisson variance of the sources' counts [None: sky noise only].
+        Counts per data unit, for the Poisson noise of the sources when no noise map is given [EXPTIME
+        from the header, for data in counts per second].
+    spec : ModelSpec
+        The model fitted [SIE + Sérsic source].
+    fit_size : float, optional
+        Side of the fitted cutout in arcsec [the network's field].
     prior : bool
         Use the network's estimate as a Gaussian prior [True]; False: it only starts the fit.
     restarts, max_iter, source, n_side :
-        As :func:`lensnet.refine.refine_lenses` [2, 300, "sersic", 16].
+        As :func:`lensnet.refine.refine_lenses` [8, 300, "sersic", 16].
+    posterior : str
+        One of :data:`POSTERIORS` ["laplace"]; with "mcmc" the refined values are the posterior medians and
+        the intervals its percentiles (the pixelated source keeps Laplace errors).
     batch_size : int
-        Images fitted together [16].
+        Images estimated together [16]; those sharing a pixel grid are fitted together.
     progress : bool
         Show a progress bar [True].
     figures : str or Path, optional
@@ -72,79 +98,161 @@ def refine_fits(predictor, paths: Sequence, psf_fwhm: float, *, gain: float | No
     Raises
     ------
     LensnetValueError
-        If ``psf_fwhm`` or ``gain`` is not positive, or the model predicts no uncertainty to use as a prior.
+        If ``psf_fwhm``, ``gain`` or ``fit_size`` is not positive, or the model predicts no uncertainty to
+        use as a prior.
     """
-    if not (math.isfinite(psf_fwhm) and psf_fwhm > 0):
-        raise LensnetValueError(f"psf_fwhm = {psf_fwhm!r}: the fit needs the PSF's FWHM in arcsec, > 0")
-    if gain is not None and not (math.isfinite(gain) and gain > 0):
-        raise LensnetValueError(f"gain = {gain!r}: expected counts per data unit, > 0")
+    if posterior not in POSTERIORS:
+        raise LensnetValueError(f"posterior = {posterior!r}: expected one of {', '.join(POSTERIORS)}")
+    for name, value in (("psf_fwhm", psf_fwhm), ("gain", gain), ("fit_size", fit_size)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise LensnetValueError(f"{name} = {value!r}: expected a positive number")
     if prior and not predictor.predicts_variance:
         raise LensnetValueError("this model predicts no per-lens uncertainty to serve as a prior: use prior=False")
+    if figures is not None:
+        Path(figures).mkdir(parents=True, exist_ok=True)
     dataset = fits_inputs(predictor, paths, **options)
     model_grid = ModelGrid.from_card(predictor.card)
-    grid = PixelGrid(model_grid.n_pix, model_grid.pixel_scale)
+    side = fit_size or model_grid.n_pix * model_grid.pixel_scale
+    native = dict(noise=noise, weight=weight, psf=psf, psf_fwhm=psf_fwhm, gain=gain, pixel_scale=dataset.pixel_scale,
+                  mask=dataset.mask, cosmic_rays=dataset.cosmic_rays)
+    fit = dict(spec=spec, prior=prior, restarts=restarts, max_iter=max_iter, source=source, n_side=n_side,
+               posterior=posterior)
     rows, refined = [], {}
     with tqdm(total=len(dataset), unit="file", desc="estimating and fitting", disable=not progress) as bar:
         for items in DataLoader(dataset, batch_size=int(batch_size), num_workers=0, collate_fn=list):
             batch_rows = estimate_items(predictor, items)
             rows += batch_rows
-            good = [(item, row) for item, row in zip(items, batch_rows) if item[1] is not None]
-            if good:
-                refined.update(_fit(good, grid, psf_fwhm, gain, prior, restarts, max_iter, source, n_side, figures))
+            cutouts = []
+            for item, row in zip(items, batch_rows):
+                if item[1] is None:
+                    continue
+                try:
+                    cutouts.append((row, read_native(row["file"], hdu=dataset.hdu, side_arcsec=side,
+                                                     center=item[3]["prepared"].center_pixel, **native)))
+                except LensnetError as exc:
+                    row["error"] = f"refine: {exc}"
+            for group in _by_grid(cutouts):
+                refined.update(_fit(group, fit, figures))
             bar.update(len(items))
     table = catalog_table(rows, predictor.card)  # rows in the order of their index
-    index = sorted(r["index"] for r in rows)
-    for k, name in enumerate(PARAM_NAMES):
-        for suffix, column in (("_refined", 0), ("_refined_sigma", 1)):
-            table[f"{name}{suffix}"] = [refined[i][column][k] if i in refined else math.nan for i in index]
-            table[f"{name}{suffix}"].unit = table[name].unit
-    e1 = torch.tensor(np.asarray(table["e1_refined"], dtype=float))
-    e2 = torch.tensor(np.asarray(table["e2_refined"], dtype=float))
-    q, phi = e1e2_to_qphi(e1, e2)
-    table["q_refined"] = q.numpy()
-    table["phi_refined"] = np.degrees(phi.numpy())
-    table["phi_refined"].unit = "deg"
-    table["reduced_chi2"] = [refined[i][2] if i in refined else math.nan for i in index]
-    described = "elliptical Sersic source" if source == "sersic" else f"{n_side}x{n_side} pixelated source"
-    table.meta["refine"] = (f"SIE + {described} likelihood fit (lensnet.refine), Gaussian PSF of FWHM "
-                            f"{psf_fwhm}\"; {'network prior' if prior else 'no prior'}, {restarts} start(s)")
+    _add_columns(table, sorted(r["index"] for r in rows), refined, spec)
+    described = spec.describe() if source == "sersic" else spec.describe().replace("Sersic source",
+                                                                                  f"{n_side}x{n_side} pixelated source")
+    table.meta["refine"] = (f"{described}: likelihood fit on each image's own pixels ({side:.2f}\" cutouts; "
+                            f"lensnet.refine), {'network prior' if prior else 'no prior'}, {restarts} start(s)")
     return table
 
 
-def _fit(good, grid: PixelGrid, psf_fwhm: float, gain, prior: bool, restarts: int, max_iter: int, source: str,
-         n_side: int, figures: str | Path | None) -> dict:
-    """{file index: (refined (5,), sigma (5,), reduced chi^2)} of the usable items of one batch."""
-    images = torch.stack([item[1][0] for item, _ in good]).double()
-    masks = torch.stack([item[2][0] for item, _ in good])
-    rms = torch.tensor([item[3]["grid_noise_rms"] for item, _ in good], dtype=torch.float64)
-    if not (torch.isfinite(rms).all() and (rms > 0).all()):
-        raise LensnetValueError("a file has no usable noise estimate (a constant or empty sky): the fit needs one")
-    variance = rms[:, None, None] ** 2 + (images.clamp_min(0.0) / gain if gain else torch.zeros_like(images))
-    sigma_pix = torch.full((len(good),), psf_fwhm / FWHM_PER_SIGMA / grid.pixel_scale, dtype=torch.float64)
-    psf = gaussian_kernels(sigma_pix, max(1, math.ceil(4 * float(sigma_pix[0]))))
-    data = ImageData(images, variance.sqrt(), masks, psf, grid)
-    start = torch.tensor([[row[n] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
-    spread = torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for _, row in good], dtype=torch.float64)
-    result = refine_lenses(data, start, spread, prior=prior, restarts=restarts, max_iter=max_iter, source=source,
-                           n_side=n_side)
+def _by_grid(cutouts: list[tuple[dict, NativeCutout]]) -> list[list[tuple[dict, NativeCutout]]]:
+    """The cutouts grouped by pixel grid (side and scale): each group is one batch of the fit."""
+    groups: dict[tuple[int, float], list] = {}
+    for row, cutout in cutouts:
+        groups.setdefault((cutout.image.shape[0], round(cutout.pixel_scale, 9)), []).append((row, cutout))
+    return list(groups.values())
+
+
+def _fit(group: list[tuple[dict, NativeCutout]], fit: dict, figures) -> dict:
+    """{file index: refined columns} of the cutouts of one pixel grid."""
+    t0 = time.perf_counter()
+    cutouts = [c for _, c in group]
+    grid = PixelGrid(cutouts[0].image.shape[0], cutouts[0].pixel_scale)
+    k = max(c.psf.shape[0] for c in cutouts)
+    psf = torch.stack([torch.from_numpy(np.pad(c.psf, (k - c.psf.shape[0]) // 2)) for c in cutouts]).double()
+    data = ImageData(torch.stack([torch.from_numpy(c.image) for c in cutouts]).double(),
+                     torch.stack([torch.from_numpy(c.sigma) for c in cutouts]).double(),
+                     torch.stack([torch.from_numpy(c.mask) for c in cutouts]), psf, grid)
+    # The network's centre is relative to the requested centre; the cutout's grid to its central pixel.
+    offset = torch.tensor([c.offset for c in cutouts], dtype=torch.float64)
+    start = torch.tensor([[row[n] for n in PARAM_NAMES] for row, _ in group], dtype=torch.float64)
+    start[:, 3:5] -= offset
+    spread = torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for row, _ in group], dtype=torch.float64)
+    spec = fit["spec"]
+    result = refine_lenses(data, start, spread, **{k: v for k, v in fit.items() if k != "posterior"})
+    value, sigma = result.params.clone(), result.sigma
+    lo95, hi95 = value - Z95 * sigma, value + Z95 * sigma
+    if fit["posterior"] == "mcmc" and result.pixelated is None:
+        final = ImageData(data.image, data.sigma, result.mask, data.psf, grid)
+        posterior = sample_posterior(spec, final, result.params, result.covariance,
+                                     prior=(start, spread) if fit["prior"] else None)
+        value, sigma, lo95, hi95 = posterior.median, posterior.sigma, posterior.lo95, posterior.hi95
+    lensed = (delta_bic(data, result)[0] if result.pixelated is None
+              else torch.full((len(group),), math.nan, dtype=torch.float64))
+    for name in ("center_x", "center_y", "source_center_x", "source_center_y", "light_center_x", "light_center_y"):
+        if name in spec.names:
+            shift = offset[:, int(name.endswith("_y"))]
+            for column in (value, lo95, hi95):
+                column[:, spec.index(name)] += shift
+    seconds = (time.perf_counter() - t0) / len(group)
     if figures is not None:
-        Path(figures).mkdir(parents=True, exist_ok=True)
-        if result.pixelated is None:
-            with torch.no_grad():
-                model, _, _ = model_images(result.params, data)
-            fitted, label = ~data.mask, "SIE + Sersic model"
-        else:
-            model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
-        for i, (_, row) in enumerate(good):
-            residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
-            panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
-            if result.pixelated is not None:
-                (cx, cy), half = result.pixelated.grid.center[i].tolist(), float(result.pixelated.grid.half_width[i])
-                panels.append(("source plane", result.pixelated.inversion.source[i].numpy(),
-                               (cx - half, cx + half, cy - half, cy + half)))
-            title = (f"{Path(row['file']).name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
-                     f"{float(result.reduced_chi2[i]):.2f}")
-            deblend_figure(panels, grid.pixel_scale, Path(figures) / f"{Path(row['file']).stem}_refined.png",
-                           title=title, mask=data.mask[i].numpy(), residuals=("residual / sigma",))
-    return {row["index"]: (result.lens[i].tolist(), result.lens_sigma[i].tolist(), float(result.reduced_chi2[i]))
-            for i, (_, row) in enumerate(good)}
+        _figures(group, data, result, figures)
+    out = {}
+    for i, (row, cutout) in enumerate(group):
+        columns = {name: tuple(float(c[i, j]) for c in (value, sigma, lo95, hi95)) for j, name in enumerate(spec.names)}
+        for k in range(spec.n_light):
+            r, n = columns[f"light{k + 1}_R_sersic"][0], columns[f"light{k + 1}_n_sersic"][0]
+            flux = sersic_total_flux(result.amplitude[i, int(spec.source) + k], torch.tensor(r, dtype=torch.float64),
+                                     torch.tensor(n, dtype=torch.float64))
+            columns[f"light{k + 1}_flux"] = (float(flux), math.nan, math.nan, math.nan)
+        out[row["index"]] = dict(columns=columns, chi2=float(result.chi2[i]), reduced_chi2=float(result.reduced_chi2[i]),
+                                 delta_bic=float(lensed[i]), n_fit_pixels=int((~result.mask[i]).sum()),
+                                 noise_source=cutout.noise_source, psf_source=cutout.psf_source, seconds=seconds)
+    return out
+
+
+def _add_columns(table: Table, index: list[int], refined: dict, spec: ModelSpec) -> None:
+    """The refined columns of the module docstring, NaN for files without a fit."""
+    def column(name: str, part: int):
+        return [refined[i]["columns"][name][part] if i in refined else math.nan for i in index]
+
+    units = {"theta_E": "arcsec", "center_x": "arcsec", "center_y": "arcsec"}
+    for name in spec.names:
+        unit = units.get(name) or ("arcsec" if name.endswith(("_center_x", "_center_y", "R_sersic")) else None)
+        for suffix, part in (("_refined", 0), ("_refined_sigma", 1), ("_refined_lo95", 2), ("_refined_hi95", 3)):
+            table[f"{name}{suffix}"] = column(name, part)
+            table[f"{name}{suffix}"].unit = unit
+    q, phi = _qphi(table["e1_refined"], table["e2_refined"])
+    table["q_refined"], table["phi_refined"] = q, phi
+    table["phi_refined"].unit = "deg"
+    if spec.shear:
+        strength, angle = shear_cartesian_to_polar(torch.tensor(np.asarray(table["gamma1_refined"], dtype=float)),
+                                                   torch.tensor(np.asarray(table["gamma2_refined"], dtype=float)))
+        table["gamma_ext"], table["phi_ext"] = strength.numpy(), np.degrees(angle.numpy())
+        table["phi_ext"].unit = "deg"
+    for k in range(1, spec.n_light + 1):
+        q, phi = _qphi(table[f"light{k}_e1_refined"], table[f"light{k}_e2_refined"])
+        table[f"light{k}_q"], table[f"light{k}_phi"] = q, phi
+        table[f"light{k}_phi"].unit = "deg"
+        table[f"light{k}_flux"] = column(f"light{k}_flux", 0)
+    for name, empty in (("chi2", math.nan), ("reduced_chi2", math.nan), ("delta_bic", math.nan), ("n_fit_pixels", -1),
+                        ("noise_source", ""),
+                        ("psf_source", ""), ("seconds", math.nan)):
+        table["refine_seconds" if name == "seconds" else name] = [refined[i][name] if i in refined else empty
+                                                                 for i in index]
+    table["refine_seconds"].unit = "s"
+    table["lensed"] = np.asarray(table["delta_bic"]) > LENSED_DELTA_BIC
+
+
+def _qphi(e1, e2) -> tuple[np.ndarray, np.ndarray]:
+    q, phi = e1e2_to_qphi(torch.tensor(np.asarray(e1, dtype=float)), torch.tensor(np.asarray(e2, dtype=float)))
+    return q.numpy(), np.degrees(phi.numpy())
+
+
+def _figures(group, data: ImageData, result, figures) -> None:
+    """Data, model and residual (and the source plane of a pixelated fit) of each lens of a group."""
+    if result.pixelated is None:
+        with torch.no_grad():
+            model, _, _ = model_images(result.params, data, 1, result.spec)
+        fitted, label = ~result.mask, "model"
+    else:
+        model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
+    for i, (row, _) in enumerate(group):
+        residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
+        panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
+        if result.pixelated is not None:
+            (cx, cy), half = result.pixelated.grid.center[i].tolist(), float(result.pixelated.grid.half_width[i])
+            panels.append(("source plane", result.pixelated.inversion.source[i].numpy(),
+                           (cx - half, cx + half, cy - half, cy + half)))
+        title = (f"{Path(row['file']).name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
+                 f"{float(result.reduced_chi2[i]):.2f} ({result.spec.describe()})")
+        deblend_figure(panels, data.grid.pixel_scale, Path(figures) / f"{Path(row['file']).stem}_refined.png",
+                       title=title, mask=result.mask[i].numpy(), residuals=("residual / sigma",))

@@ -4,28 +4,32 @@ For each lens the objective is
 
     chi^2(p) / 2  +  sum_k (p_k - mu_k)^2 / (2 s_k^2)    (the second term only with ``prior``)
 
-over the 11 parameters of :mod:`lensnet.refine.model` (amplitude and background solved exactly inside),
-where mu, s are a Gaussian prior on the five SIE parameters: the network's estimate and calibrated 1-sigma
-(the CNN-as-prior fit of Pearson et al. 2021, MNRAS 505, 4362), or, for the blind baseline, a broad
-prior's mean with no penalty. Steps:
+over the non-linear parameters of a :class:`lensnet.refine.model.ModelSpec` (by default an SIE lensing a
+Sersic source; optionally an EPL, an external shear and Sersic lens light; amplitudes and background solved
+exactly inside), where mu, s are a Gaussian prior on the five SIE parameters: the network's estimate and
+calibrated 1-sigma (the CNN-as-prior fit of Pearson et al. 2021, MNRAS 505, 4362), or, for the blind
+baseline, a broad prior's mean with no penalty. Steps:
 
-1. the source starts where the brightest pixels map back to under the starting lens: their flux-weighted
-   source-plane mean and spread give its centre and size (n = 1, round);
-2. ``restarts`` starts per lens, the first at mu, the others drawn from N(mu, s^2) (seeded), are
-   optimised together by :class:`torch.optim.LBFGS` (strong-Wolfe line search) on the summed objective,
-   which separates over lenses, for one round on the image and model blurred by a Gaussian of
+1. with lens light, its profiles are fitted alone first (the arcs are a small part of its light), from a
+   round profile of the image's half-light radius on the lens centre;
+2. the source starts where the brightest pixels of the image less that lens light map back to under the
+   starting lens: their flux-weighted source-plane mean and spread give its centre and size (n = 1, round);
+   an EPL starts isothermal, a shear at 0;
+3. ``restarts`` starts per lens, the first at mu, the others' SIE parameters drawn from N(mu, s^2)
+   (seeded), are optimised together by :class:`torch.optim.LBFGS` (strong-Wolfe line search) on the summed
+   objective, which separates over lenses, for one round on the image and model blurred by a Gaussian of
    :data:`BLUR_PIXELS` and binned 2 x 2 (:func:`_coarse`: wider basins, a quarter of the pixels); the
    best start of each lens goes on, on the image itself, for the remaining rounds; every round is
    preconditioned by the lens's Gauss-Newton curvature (:func:`_lbfgs`);
-3. optionally pixels more than ``clip`` sigma off the best model (cosmic rays, hot pixels) are masked
+4. optionally pixels more than ``clip`` sigma off the best model (cosmic rays, hot pixels) are masked
    and the fit is polished for one more round from there;
-4. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
+5. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
    the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
-   once); the reduced chi^2 is
-   chi^2 / (unmasked pixels - 13), near 1 for a model that describes the data;
-5. with ``source="pixelated"``, the SIE is then fitted again with a pixelated source, from the Sersic
-   fit's lens and around its source (:func:`lensnet.refine.pixelated.refine_pixelated`), and its result
-   replaces the lens's.
+   once); the reduced chi^2 is chi^2 / (unmasked pixels - non-linear - linear parameters), near 1 for a
+   model that describes the data;
+6. with ``source="pixelated"``, the SIE is then fitted again with a pixelated source, from the Sersic
+   fit's lens and around its source (:func:`lensnet.refine.pixelated.refine_pixelated`), the fitted lens
+   light held fixed, and its result replaces the lens's.
 """
 
 from __future__ import annotations
@@ -39,13 +43,12 @@ import torch.nn.functional as F
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.lensing import PixelGrid
-from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve, gaussian_kernels
-from lensnet.refine.model import (FIT_PARAM_NAMES, N_LENS_PARAMS, ImageData, chi_square, minimize_summed,
-                                  model_images, to_physical, to_unconstrained)
+from lensnet.refine.model import (N_LENS_PARAMS, SIE_SERSIC, ImageData, ModelSpec, linear_solve, minimize_summed,
+                                  model_images)
 from lensnet.refine.pixelated import N_SIDE, PixelatedFit, refine_pixelated
 
-__all__ = ["RESTARTS", "SOURCE_MODELS", "RefineResult", "refine_lenses"]
+__all__ = ["LENSED_DELTA_BIC", "RESTARTS", "SOURCE_MODELS", "RefineResult", "delta_bic", "fit_lens_light", "refine_lenses"]
 
 #: The source models of a fit: ``sersic`` (fast, the default) and ``pixelated`` (a regularised inversion on a
 #: source-plane grid, :mod:`lensnet.refine.pixelated`, for sources no profile describes; about 10x the time).
@@ -65,6 +68,9 @@ BLUR_PIXELS = 4.0
 MIN_COVERAGE = 0.9
 #: Starts per lens (``restarts``).
 RESTARTS = 8
+#: The BIC difference (unlensed - lensed, :func:`delta_bic`) above which an image counts as lensed: 10 is
+#: "very strong" evidence on Kass & Raftery's (1995) scale.
+LENSED_DELTA_BIC = 10.0
 
 
 @dataclass
@@ -73,19 +79,27 @@ class RefineResult:
 
     Attributes
     ----------
-    params, sigma : Tensor, (B, 11)
-        Best-fit parameters (:data:`lensnet.refine.model.FIT_PARAM_NAMES`) and their Laplace 1-sigma
-        (NaN where the Hessian is not positive definite).
-    amplitude, background : Tensor, (B,)
-        The linear parameters at the optimum.
+    params, sigma : Tensor, (B, P)
+        Best-fit parameters (``spec.names``) and their Laplace 1-sigma (NaN where the Hessian is not
+        positive definite).
+    amplitude : Tensor, (B, L)
+        The light profiles' amplitudes at the optimum (source first, then the lens-light components).
+    background : Tensor, (B,)
+        The fitted background per pixel.
     chi2, reduced_chi2 : Tensor, (B,)
         chi^2 of the best model and chi^2 per degree of freedom.
     seconds : float
         Wall-clock time of the whole fit.
+    spec : ModelSpec
+        What was fitted.
+    mask : Tensor of bool, (B, H, W)
+        The pixels left out of the final fit (the data's mask and the clipped outliers).
+    covariance : Tensor, (B, P, P), optional
+        The Laplace covariance of ``params`` (the Sersic source's fit only).
     pixelated : PixelatedFit, optional
         With the pixelated source: its fit (source image, grid, fitted pixels); ``params[:, :5]``,
-        ``sigma[:, :5]``, ``background`` and the chi^2 are then its, the Sersic columns those of the Sersic
-        fit that placed the source grid (their sigma NaN) and ``amplitude`` NaN.
+        ``sigma[:, :5]``, ``background`` and the chi^2 are then its, the other columns those of the Sersic
+        fit that placed the source grid (their sigma NaN) and the source amplitude NaN.
     """
 
     params: torch.Tensor
@@ -95,7 +109,10 @@ class RefineResult:
     chi2: torch.Tensor
     reduced_chi2: torch.Tensor
     seconds: float
+    spec: ModelSpec = SIE_SERSIC
+    mask: torch.Tensor | None = None
     pixelated: PixelatedFit | None = None
+    covariance: torch.Tensor | None = None
 
     @property
     def lens(self) -> torch.Tensor:
@@ -106,12 +123,17 @@ class RefineResult:
     def lens_sigma(self) -> torch.Tensor:
         return self.sigma[:, :N_LENS_PARAMS]
 
+    def column(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value and sigma (B,) of the parameter ``name`` (one of ``spec.names``)."""
+        k = self.spec.index(name)
+        return self.params[:, k], self.sigma[:, k]
 
-def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tensor, *, prior: bool = True,
-                  restarts: int = RESTARTS, max_iter: int = 300, clip: float | None = 5.0, supersample: int = 1,
-                  seed: int = 0, source: str = "sersic", n_side: int = N_SIDE) -> RefineResult:
-    """Fit the SIE + Sersic model of :mod:`lensnet.refine.model` to each image (see the module docstring),
-    and with ``source="pixelated"`` then the SIE with a pixelated source (:mod:`lensnet.refine.pixelated`).
+
+def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tensor, *, spec: ModelSpec = SIE_SERSIC,
+                  prior: bool = True, restarts: int = RESTARTS, max_iter: int = 300, clip: float | None = 5.0,
+                  supersample: int = 1, seed: int = 0, source: str = "sersic", n_side: int = N_SIDE) -> RefineResult:
+    """Fit the model ``spec`` (:mod:`lensnet.refine.model`) to each image (see the module docstring), and with
+    ``source="pixelated"`` then the SIE with a pixelated source (:mod:`lensnet.refine.pixelated`).
 
     Parameters
     ----------
@@ -120,6 +142,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     start, start_sigma : Tensor, (B, 5)
         Starting SIE parameters and their spread (the network's estimate and 1-sigma, or a broad prior's
         mean and width for a blind fit), :data:`lensnet.PARAM_NAMES` order.
+    spec : ModelSpec
+        The model [an SIE lensing a Sersic source]; it must have a mass and a source.
     prior : bool
         Add the Gaussian prior N(start, start_sigma^2) on the SIE parameters [True]; False: maximum
         likelihood, the starts only seed the search.
@@ -129,7 +153,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     max_iter : int
         L-BFGS iterations of the search [300: 100 left a quarter of the large-theta_E test lenses short of
         the optimum]: a sixth of them for the starts' blurred round, the rest for the best start's
-        :data:`ROUNDS` - 1 rounds on the image; the polish after clipping adds a third.
+        :data:`ROUNDS` - 1 rounds on the image; the polish after clipping adds a third, the lens light's
+        own fit a sixth.
     clip : float, optional
         Mask pixels this many sigma off the first best model and polish [5.0]; None: no clipping.
     supersample : int
@@ -137,7 +162,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     seed : int
         Seed of the random restarts [0].
     source : str
-        Source model, one of :data:`SOURCE_MODELS` ["sersic"].
+        Source model, one of :data:`SOURCE_MODELS` ["sersic"]; "pixelated" needs an SIE without shear.
     n_side : int
         Source pixels per side of the pixelated source [16].
 
@@ -146,7 +171,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     LensnetShapeError
         If the tensors' shapes disagree.
     LensnetValueError
-        If an image is entirely masked, a noise value is not positive, or a start is not finite.
+        If an image is entirely masked, a noise value is not positive, a start is not finite, or the
+        options cannot go together.
     """
     t0 = time.perf_counter()
     _check(data, start, start_sigma, restarts)
@@ -154,55 +180,178 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         raise LensnetValueError(f"source = {source!r}: expected one of {', '.join(SOURCE_MODELS)}")
     if source == "pixelated" and (int(n_side) != n_side or n_side < 2):
         raise LensnetValueError(f"n_side = {n_side!r}: expected an integer >= 2 source pixels per side")
-    dtype = DTYPE
+    if not (spec.lensed and spec.source):
+        raise LensnetValueError(f"refine_lenses fits a lensed source; the model {spec.describe()!r} has none")
+    if source == "pixelated" and (spec.mass != "sie" or spec.shear):
+        raise LensnetValueError("the pixelated source is fitted with an SIE and no shear: use the Sersic source "
+                                "for an EPL or a shear")
     given = data
-    data = ImageData(data.image.to(dtype), data.sigma.to(dtype), data.mask, data.psf.to(dtype), data.grid)
-    mu, s = start.to(dtype), start_sigma.to(dtype)
+    data = data.to(DTYPE)
+    mu, s = start.to(DTYPE), start_sigma.to(DTYPE)
     b = mu.shape[0]
     generator = torch.Generator().manual_seed(int(seed))
-    draws = torch.randn(restarts - 1, b, N_LENS_PARAMS, generator=generator, dtype=dtype)
+    draws = torch.randn(restarts - 1, b, N_LENS_PARAMS, generator=generator, dtype=DTYPE)
     lens_starts = torch.cat([mu[None], mu[None] + s[None] * draws]).reshape(restarts * b, N_LENS_PARAMS)
     # A draw from a broad prior can leave the lens's range: at least 0.05", |e| below the fit's bound.
     lens_starts[:, 0] = lens_starts[:, 0].clamp_min(0.05)
     radius = lens_starts[:, 1:3].norm(dim=1, keepdim=True).clamp_min(1e-12)
     lens_starts[:, 1:3] = lens_starts[:, 1:3] * (radius.clamp_max(0.9) / radius)
-    index = torch.arange(b).repeat(restarts)
-    batch = data.take(index)
-    u0 = to_unconstrained(torch.cat([lens_starts, _source_start(lens_starts, batch)], 1))
-    penalty = _Prior(mu[index], s[index]) if prior else None
-    # The restarts compete for one round on the blurred image, whose wider basins forgive a start that
-    # misplaces the arcs; the rest of the search goes to each lens's best start only.
     per_round = max(1, max_iter // ROUNDS)
-    coarse = _coarse(data, BLUR_PIXELS).take(index)
-    u, objective = _lbfgs(u0, coarse, penalty, max(1, per_round // 2), supersample, rounds=1)
-    best = objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)
+    light, residual = fit_lens_light(data, mu[:, 3:5], spec.lens_light, max(1, per_round // 2), supersample)
+    index = torch.arange(b).repeat(restarts)
+    starts = _starts(spec, lens_starts, data.take(index), residual[index], None if light is None else light[index])
     penalty = _Prior(mu, s) if prior else None
-    u, _ = _lbfgs(u[best], data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
-    if clip is not None:
-        with torch.no_grad():
-            model, _, _ = model_images(to_physical(u), data, supersample)
-        outliers = (data.image - model).abs() > clip * data.sigma
-        data = ImageData(data.image, data.sigma, data.mask | outliers, data.psf, data.grid)
-        u, _ = _lbfgs(u, data, penalty, per_round, supersample, rounds=1)
+    u, data = _search(spec, spec.to_unconstrained(starts), data, penalty, restarts, max_iter, clip, supersample)
     u = u.double()
     data = ImageData(given.image.double(), given.sigma.double(), data.mask, given.psf.double(), data.grid)
     if penalty is not None:
         penalty = _Prior(penalty.mu.double(), penalty.s.double())
     with torch.no_grad():
-        p = to_physical(u)
-        model, amplitude, background = model_images(p, data, supersample)
+        p = spec.to_physical(u)
+        model, amplitude, background = model_images(p, data, supersample, spec)
         chi2 = (data.weight * (data.image - model) ** 2).sum((1, 2))
     if source == "pixelated":
-        scale = _curvature_scale(u, data, penalty, supersample)[:, :N_LENS_PARAMS]
-        fit = refine_pixelated(data, p, scale, penalty, n_side=int(n_side), supersample=supersample)
-        params, sigma = p.clone(), torch.full_like(p, float("nan"))
-        params[:, :N_LENS_PARAMS], sigma[:, :N_LENS_PARAMS] = fit.lens, fit.lens_sigma
-        chi2 = fit.inversion.chi2
-        return RefineResult(params, sigma, torch.full_like(amplitude, float("nan")), fit.inversion.background, chi2,
-                            chi2 / fit.dof.clamp_min(1.0), time.perf_counter() - t0, fit)
-    sigma = _laplace_sigma(u, data, penalty, supersample)
-    dof = (~data.mask).sum((1, 2)).to(dtype) - len(FIT_PARAM_NAMES) - N_LINEAR
-    return RefineResult(p, sigma, amplitude, background, chi2, chi2 / dof.clamp_min(1.0), time.perf_counter() - t0)
+        return _pixelated(spec, u, p, amplitude, data, penalty, n_side, supersample, t0)
+    covariance, sigma = _laplace_covariance(spec, u, data, penalty, supersample)
+    dof = (~data.mask).sum((1, 2)).to(u.dtype) - spec.n_params - spec.n_linear
+    return RefineResult(p, sigma, amplitude, background, chi2, chi2 / dof.clamp_min(1.0), time.perf_counter() - t0,
+                        spec, data.mask, covariance=covariance)
+
+
+def delta_bic(data: ImageData, result: RefineResult, *, max_iter: int = 200, supersample: int = 1
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Is it lensed at all? The Bayesian information criterion of the best unlensed model less that of the
+    lensed fit ``result``, on the same pixels (its final mask): BIC = chi^2 + k ln N, k the fitted parameters
+    (non-linear and linear), N the fitted pixels (Schwarz 1978).
+
+    The unlensed model is the lens light (the lensed model's, at least one Sersic) plus a Sersic profile in the
+    image plane where the source was: a lone galaxy, a star, a companion or noise is described as well by it,
+    and the lensed model, which holds it as the limit theta_E -> 0, then loses by its extra parameters. A
+    positive value favours the lens; :data:`LENSED_DELTA_BIC` is the threshold of ``lensed``.
+
+    Returns
+    -------
+    delta_bic, chi2_unlensed : Tensor, (B,)
+    """
+    spec = ModelSpec(mass="none", lens_light=result.spec.lens_light if result.spec.n_light else "sersic")
+    work = ImageData(data.image, data.sigma, result.mask, data.psf, data.grid).to(DTYPE)
+    per_round = max(1, max_iter // ROUNDS)
+    light, residual = fit_lens_light(work, result.lens[:, 3:5].to(DTYPE), spec.lens_light, per_round, supersample)
+    blank = torch.zeros(len(light), spec.n_params - light.shape[1], dtype=DTYPE)
+    source = _source_start(spec, torch.cat([blank, light], 1), work, residual)
+    u, _ = _search(spec, spec.to_unconstrained(torch.cat([source, light], 1)), work, None, 1, max_iter, None,
+                   supersample)
+    with torch.no_grad():
+        double = work.to(torch.float64)
+        model, _, _ = model_images(spec.to_physical(u.double()), double, supersample, spec)
+        chi2 = (double.weight * (double.image - model) ** 2).sum((1, 2))
+    n = (~result.mask).sum((1, 2)).to(torch.float64).clamp_min(2.0)
+    k_lensed = result.spec.n_params + result.spec.n_linear
+    k_unlensed = spec.n_params + spec.n_linear
+    return chi2 + k_unlensed * n.log() - (result.chi2 + k_lensed * n.log()), chi2
+
+
+def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_iter: int, supersample: int = 1
+                   ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The lens light's profiles fitted alone (a Sersic or two and the background, no source), from a round
+    profile of the image's half-light radius at ``center`` (B, 2).
+
+    Returns
+    -------
+    light : Tensor (B, 2 + 4 K) or None
+        The lens-light block of :class:`ModelSpec` (None for ``lens_light="none"``).
+    residual : Tensor, (B, H, W)
+        The image less the fitted lens light (the image itself without lens light).
+    """
+    if lens_light == "none":
+        return None, data.image
+    spec = ModelSpec(mass="none", lens_light=lens_light, source=False)
+    start = _light_start(data, center, spec.n_light)
+    u, _ = _lbfgs(spec, spec.to_unconstrained(start), data, None, max_iter, supersample, rounds=1)
+    light = spec.to_physical(u)
+    with torch.no_grad():
+        unit = spec.unit_images(light, data, supersample)
+        amplitude, _ = linear_solve(unit, data)
+    return light.detach(), data.image - (amplitude[:, :, None, None] * unit).sum(1)
+
+
+def _light_start(data: ImageData, center: torch.Tensor, n_light: int) -> torch.Tensor:
+    """Round lens-light profiles at ``center`` (B, 2): one of the radius holding half the flux of the image's
+    central disc (n = 4), or for two components a bulge of half that radius (n = 4) and an envelope of twice
+    it (n = 1)."""
+    x, y = data.grid.coordinates(1, dtype=data.image.dtype)
+    r = torch.sqrt((x - center[:, 0, None, None]) ** 2 + (y - center[:, 1, None, None]) ** 2)
+    image = torch.where(data.mask, 0.0, data.image)
+    level = image.flatten(1).median(1).values[:, None, None]
+    inside = r < 0.4 * data.grid.fov
+    light = torch.where(inside, (image - level).clamp_min(0.0), 0.0).flatten(1)
+    order = r.flatten(1).argsort(1)
+    cumulative = light.gather(1, order).cumsum(1)
+    half = (cumulative < 0.5 * cumulative[:, -1:]).sum(1)
+    radius = r.flatten(1).gather(1, order)[torch.arange(len(r)), half].clamp(2 * data.grid.pixel_scale, 5.0)
+    zero = torch.zeros_like(radius)
+    components = [(radius, 4.0)] if n_light == 1 else [(0.5 * radius, 4.0), (2.0 * radius, 1.0)]
+    columns = [center[:, 0], center[:, 1]]
+    for size, index in components:
+        columns += [size, torch.full_like(size, index), zero + 0.01, zero]
+    return torch.stack(columns, 1)
+
+
+def _starts(spec: ModelSpec, lens: torch.Tensor, data: ImageData, residual: torch.Tensor,
+            light: torch.Tensor | None) -> torch.Tensor:
+    """Physical starting parameters (N, P) of ``spec`` from the SIE starts ``lens`` (N, 5): an EPL isothermal,
+    no shear, the source from the lensed light (:func:`_source_start`), the lens light as fitted alone."""
+    n = lens.shape[0]
+    mass = [lens] + ([torch.full((n, 1), 2.0, dtype=lens.dtype)] if spec.mass == "epl" else [])
+    mass += [torch.zeros(n, 2, dtype=lens.dtype)] if spec.shear else []
+    mass = torch.cat(mass, 1)
+    # The source's start needs only the deflectors: the other blocks are placeholders until it is known.
+    blank = torch.zeros(n, spec.n_params - mass.shape[1], dtype=lens.dtype)
+    source = _source_start(spec, torch.cat([mass, blank], 1), data, residual)
+    return torch.cat([mass, source] + ([light] if light is not None else []), 1)
+
+
+def _search(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, restarts: int, max_iter: int,
+            clip: float | None, supersample: int) -> tuple[torch.Tensor, ImageData]:
+    """Steps 3 and 4 of the module docstring: the starts ``u0`` (restarts x B, P), restart-major, compete on
+    the blurred image, each lens's best goes on; returns its optimum (B, P) and the data with the clipped
+    pixels masked."""
+    b = data.image.shape[0]
+    index = torch.arange(b).repeat(restarts)
+    per_round = max(1, max_iter // ROUNDS)
+    # The restarts compete for one round on the blurred image, whose wider basins forgive a start that
+    # misplaces the arcs; the rest of the search goes to each lens's best start only.
+    coarse = _coarse(data, BLUR_PIXELS).take(index)
+    u, objective = _lbfgs(spec, u0, coarse, None if penalty is None else penalty.take(index),
+                          max(1, per_round // 2), supersample, rounds=1)
+    best = objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)
+    u, _ = _lbfgs(spec, u[best], data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
+    if clip is not None:
+        with torch.no_grad():
+            model, _, _ = model_images(spec.to_physical(u), data, supersample, spec)
+        outliers = (data.image - model).abs() > clip * data.sigma
+        data = ImageData(data.image, data.sigma, data.mask | outliers, data.psf, data.grid)
+        u, _ = _lbfgs(spec, u, data, penalty, per_round, supersample, rounds=1)
+    return u, data
+
+
+def _pixelated(spec: ModelSpec, u, p, amplitude, data: ImageData, penalty, n_side: int, supersample: int,
+               t0: float) -> RefineResult:
+    """Step 6: the SIE refitted with a pixelated source, on the image less the fitted lens light."""
+    if spec.n_light:
+        unit = spec.unit_images(p, data, supersample)
+        data = ImageData(data.image - (amplitude[:, 1:, None, None] * unit[:, 1:]).sum(1), data.sigma, data.mask,
+                         data.psf, data.grid)
+    scale = _curvature_scale(spec, u, data, penalty, supersample)[:, :N_LENS_PARAMS]
+    sersic = torch.cat([spec.block(p, "mass"), spec.block(p, "source")], 1)
+    fit = refine_pixelated(data, sersic, scale, penalty, n_side=int(n_side), supersample=supersample)
+    params, sigma = p.clone(), torch.full_like(p, float("nan"))
+    params[:, :N_LENS_PARAMS], sigma[:, :N_LENS_PARAMS] = fit.lens, fit.lens_sigma
+    amplitude = amplitude.clone()
+    amplitude[:, 0] = float("nan")
+    chi2 = fit.inversion.chi2
+    return RefineResult(params, sigma, amplitude, fit.inversion.background, chi2, chi2 / fit.dof.clamp_min(1.0),
+                        time.perf_counter() - t0, spec, data.mask, fit)
 
 
 class _Prior:
@@ -218,12 +367,14 @@ class _Prior:
         return _Prior(self.mu[index], self.s[index])
 
 
-def _objective(p: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
-    value = 0.5 * chi_square(p, data, supersample)
+def _objective(spec: ModelSpec, p: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
+    model, _, _ = model_images(p, data, supersample, spec)
+    value = 0.5 * (data.weight * (data.image - model) ** 2).sum((1, 2))
     return value + penalty(p) if penalty is not None else value
 
 
-def _lbfgs(u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersample: int, rounds: int):
+def _lbfgs(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersample: int,
+           rounds: int):
     """L-BFGS on the summed objective of every row of ``u0``; returns the optimum and each row's objective.
 
     The lenses share L-BFGS's line search, so one badly conditioned lens would slow them all: each round
@@ -233,19 +384,19 @@ def _lbfgs(u0: torch.Tensor, data: ImageData, penalty, max_iter: int, supersampl
     """
     u = u0
     for _ in range(rounds):
-        origin, factor = u, _whitening(u, data, penalty, supersample)
+        origin, factor = u, _whitening(spec, u, data, penalty, supersample)
 
         def unwhiten(w: torch.Tensor) -> torch.Tensor:
             return origin + torch.linalg.solve_triangular(factor, w[..., None], upper=True)[..., 0]
 
-        objective = lambda w: _objective(to_physical(unwhiten(w)), data, penalty, supersample)  # noqa: E731
+        objective = lambda w: _objective(spec, spec.to_physical(unwhiten(w)), data, penalty, supersample)  # noqa: E731
         w = minimize_summed(torch.zeros_like(u), objective, max(1, max_iter // rounds))
         with torch.no_grad():
             trial = unwhiten(w)
             finite = torch.isfinite(trial).all(1, keepdim=True)
             u = torch.where(finite, trial, u)  # a lens whose line search diverged keeps its start
     with torch.no_grad():
-        return u, _objective(to_physical(u), data, penalty, supersample)
+        return u, _objective(spec, spec.to_physical(u), data, penalty, supersample)
 
 
 def _coarse(data: ImageData, sigma: float) -> ImageData:
@@ -281,11 +432,11 @@ def _coarse(data: ImageData, sigma: float) -> ImageData:
     return ImageData(image[:, 0], sigma_map, mask, psf / psf.sum((1, 2), keepdim=True), grid)
 
 
-def _whitening(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
-    """Upper-triangular L^T (B, 11, 11) with L L^T the Gauss-Newton curvature (:func:`_gauss_newton`),
+def _whitening(spec: ModelSpec, u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
+    """Upper-triangular L^T (B, P, P) with L L^T the Gauss-Newton curvature (:func:`_gauss_newton`),
     its correlation part regularised by 0.1 I: 1e-3 stretched near-degenerate directions so far that they
     set the shared step length (measured slower and less accurate on 48 test lenses)."""
-    hessian, _ = _gauss_newton(u, data, penalty, supersample)
+    hessian, _ = _gauss_newton(spec, u, data, penalty, supersample)
     scale = torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-6).sqrt()
     correlation = hessian / (scale[:, :, None] * scale[:, None, :])
     eye = torch.eye(u.shape[1], dtype=u.dtype)
@@ -294,26 +445,26 @@ def _whitening(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> t
     return chol.transpose(1, 2) * scale[:, None, :]
 
 
-def _curvature_scale(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
-    """sqrt of the diagonal of the Gauss-Newton curvature (B, 11) (:func:`_gauss_newton`)."""
-    hessian, _ = _gauss_newton(u, data, penalty, supersample)
+def _curvature_scale(spec: ModelSpec, u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
+    """sqrt of the diagonal of the Gauss-Newton curvature (B, P) (:func:`_gauss_newton`)."""
+    hessian, _ = _gauss_newton(spec, u, data, penalty, supersample)
     return torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-6).sqrt()
 
 
-def _gauss_newton(u: torch.Tensor, data: ImageData, penalty, supersample: int
+def _gauss_newton(spec: ModelSpec, u: torch.Tensor, data: ImageData, penalty, supersample: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The objective's Gauss-Newton curvature H = J^T W J (+ the prior's, likewise), (B, 11, 11), in the
-    unconstrained coordinates, from central differences of the model images (22 renderings, no backward
-    pass), and the Jacobian (B, 11, 11) of :func:`to_physical`."""
+    """The objective's Gauss-Newton curvature H = J^T W J (+ the prior's, likewise), (B, P, P), in the
+    unconstrained coordinates, from central differences of the model images (2 P renderings, no backward
+    pass), and the Jacobian (B, P, P) of :meth:`ModelSpec.to_physical`."""
     h = 1e-4
     columns, jacobian = [], []
     with torch.no_grad():
         for k in range(u.shape[1]):
             shift = torch.zeros_like(u)
             shift[:, k] = h
-            plus, minus = to_physical(u + shift), to_physical(u - shift)
-            columns.append((model_images(plus, data, supersample)[0] - model_images(minus, data, supersample)[0])
-                           / (2 * h))
+            plus, minus = spec.to_physical(u + shift), spec.to_physical(u - shift)
+            columns.append((model_images(plus, data, supersample, spec)[0]
+                            - model_images(minus, data, supersample, spec)[0]) / (2 * h))
             jacobian.append((plus - minus) / (2 * h))
         columns, jacobian = torch.stack(columns, 1), torch.stack(jacobian, 2)
         weighted = columns * data.weight[:, None]
@@ -324,11 +475,18 @@ def _gauss_newton(u: torch.Tensor, data: ImageData, penalty, supersample: int
     return hessian, jacobian
 
 
-def _laplace_sigma(u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
-    """sqrt(diag(C)) (B, 11) of the physical parameters' Laplace covariance C = J H^-1 J^T, with H the
-    Gauss-Newton curvature in the unconstrained coordinates u and J the Jacobian of :func:`to_physical`;
-    NaN where H, with a tiny ridge, is still not positive definite."""
-    hessian, jacobian = _gauss_newton(u, data, penalty, supersample)
+def _laplace_sigma(spec: ModelSpec, u: torch.Tensor, data: ImageData, penalty, supersample: int) -> torch.Tensor:
+    """sqrt(diag(C)) (B, P) of the physical parameters' Laplace covariance C = J H^-1 J^T, with H the
+    Gauss-Newton curvature in the unconstrained coordinates u and J the Jacobian of
+    :meth:`ModelSpec.to_physical`; NaN where H, with a tiny ridge, is still not positive definite."""
+    return _laplace_covariance(spec, u, data, penalty, supersample)[1]
+
+
+def _laplace_covariance(spec: ModelSpec, u: torch.Tensor, data: ImageData, penalty, supersample: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Laplace covariance (B, P, P) of the physical parameters and its sigma (B, P) (see
+    :func:`_laplace_sigma`)."""
+    hessian, jacobian = _gauss_newton(spec, u, data, penalty, supersample)
     # J^T W J is positive semi-definite; it is singular where a bounded parameter saturates (a Sersic index
     # at its limit, where u no longer moves the model): a ridge of 1e-9 of the diagonal, and 1 where it is
     # 0, gives that direction a huge variance in u, which the Jacobian of the saturated map, 0 or nearly,
@@ -339,16 +497,16 @@ def _laplace_sigma(u: torch.Tensor, data: ImageData, penalty, supersample: int) 
     cov_u = torch.cholesky_solve(torch.eye(u.shape[1], dtype=u.dtype).expand_as(hessian), chol)
     cov = jacobian @ cov_u @ jacobian.transpose(1, 2)
     sigma = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0))
-    return torch.where((info == 0)[:, None], sigma, torch.full_like(sigma, float("nan")))
+    return cov, torch.where((info == 0)[:, None], sigma, torch.full_like(sigma, float("nan")))
 
 
-def _source_start(lens: torch.Tensor, data: ImageData) -> torch.Tensor:
-    """Source parameters (B, 6) from the pixels above half the brightest: their flux-weighted mean and
-    spread where the starting lens maps them in the source plane."""
-    x, y = data.grid.coordinates(1, dtype=lens.dtype)
-    ax, ay = sie_deflection(x, y, *lens.T)
-    bx, by = x - ax, y - ay
-    image = torch.where(data.mask, 0.0, data.image)
+def _source_start(spec: ModelSpec, p: torch.Tensor, data: ImageData, image: torch.Tensor) -> torch.Tensor:
+    """Source parameters (B, 6) from the pixels of ``image`` (the data less any lens light) above half the
+    brightest: their flux-weighted mean and spread where the starting deflectors of ``p`` map them in the
+    source plane."""
+    x, y = data.grid.coordinates(1, dtype=p.dtype)
+    bx, by = spec.trace(p, x, y, data.grid.pixel_scale)
+    image = torch.where(data.mask, 0.0, image)
     level = image.flatten(1).median(1).values[:, None, None]
     signal = (image - level).clamp_min(0.0)
     peak = signal.flatten(1).amax(1)[:, None, None]

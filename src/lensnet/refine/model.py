@@ -1,40 +1,63 @@
-"""The image model a likelihood fit compares with the data: an SIE lensing an elliptical Sersic source,
-blurred by the PSF, plus a flat background.
+"""The image model a likelihood fit compares with the data: mass, lens light and source, blurred by the PSF,
+plus a flat background.
 
-Parameters of one lens, in this order (:data:`FIT_PARAM_NAMES`): the SIE's ``theta_E, e1, e2, center_x,
-center_y`` (lensnet's convention, :mod:`lensnet.conventions`) and the source's ``R_sersic, n_sersic,
-e1, e2, center_x, center_y`` (lenstronomy's ``SERSIC_ELLIPSE``). The source amplitude and the background
-enter the model linearly: for any other parameters they are solved for exactly (weighted linear least
-squares, the amplitude kept >= 0), so the fit searches 11 dimensions instead of 13 and the likelihood is
-the profile likelihood over both.
+What is in a model is a :class:`ModelSpec`: the mass (``sie``, ``epl`` with its slope free, or ``none`` for
+an unlensed model), optionally an external shear, the lens light (``none``, ``sersic`` or
+``double-sersic``: elliptical Sérsic profiles sharing one centre) and the source (an elliptical Sérsic, or
+none). Its non-linear parameters, in this order (:attr:`ModelSpec.names`):
 
-The fit works in unconstrained coordinates u (:func:`to_physical`): theta_E = softplus, R_sersic = exp,
-n_sersic in (0.3, 6) by a logistic, each ellipticity squashed radially into |e| < 0.95, centres free.
+- the mass: ``theta_E, e1, e2, center_x, center_y`` (lensnet's convention, :mod:`lensnet.conventions`), then
+  ``gamma`` for the EPL (lenstronomy's ``EPL``: kappa proportional to R^(1 - gamma), 2 is isothermal);
+- the shear: ``gamma1, gamma2`` (lenstronomy's ``SHEAR`` about the origin);
+- the source: ``source_R_sersic, source_n_sersic, source_e1, source_e2, source_center_x,
+  source_center_y`` (lenstronomy's ``SERSIC_ELLIPSE``);
+- the lens light: ``light_center_x, light_center_y``, then per component ``lightK_R_sersic,
+  lightK_n_sersic, lightK_e1, lightK_e2`` (K = 1, 2).
+
+The surface-brightness amplitudes (source, each lens-light component) and the background enter the model
+linearly: for any non-linear parameters they are solved for exactly (weighted linear least squares, the
+amplitudes kept >= 0 by an active set), so the likelihood searched is the profile likelihood over them.
+
+A fit works in unconstrained coordinates u (:meth:`ModelSpec.to_physical`): theta_E = softplus, Sérsic
+radii log-bounded, indices and the EPL slope in open intervals by a logistic, each ellipticity and the shear
+squashed radially into a disc, centres free.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
 
+from lensnet.errors import LensnetValueError
 from lensnet.lensing import PixelGrid
+from lensnet.lensing.epl import epl_deflection
+from lensnet.lensing.shear import shear_deflection
 from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
-__all__ = ["FIT_PARAM_NAMES", "N_LENS_PARAMS", "ImageData", "chi_square", "chi_square_at", "lens_to_physical",
-           "lens_to_unconstrained", "linear_solve", "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
+__all__ = ["FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData", "ModelSpec",
+           "chi_square", "chi_square_at", "lens_to_physical", "lens_to_unconstrained", "linear_solve",
+           "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
            "unit_images"]
 
-#: The fitted parameters, the SIE's first.
-FIT_PARAM_NAMES = ("theta_E", "e1", "e2", "center_x", "center_y",
-                   "source_R_sersic", "source_n_sersic", "source_e1", "source_e2", "source_center_x",
-                   "source_center_y")
+#: Mass models: the SIE, the power-law ellipsoid with its slope free, or none (an unlensed model).
+MASS_MODELS = ("sie", "epl", "none")
+#: Lens-light models: Sérsic components sharing one centre.
+LENS_LIGHT_MODELS = {"none": 0, "sersic": 1, "double-sersic": 2}
+#: The SIE's parameters come first in every lensed model; the network's prior applies to them.
 N_LENS_PARAMS = 5
 _MAX_E = 0.95
+_MAX_SHEAR = 0.5
 _N_RANGE = (0.3, 6.0)
+_LIGHT_N_RANGE = (0.5, 8.0)
+#: Lens-light half-light radii, arcsec: a galaxy larger than 10" is not a lens light a cutout can measure.
+_LIGHT_R_RANGE = (0.01, 10.0)
+_GAMMA_RANGE = (1.2, 2.8)
 _U_BOX = 30.0
 #: Core of the fitted SIE in pixels (:func:`lensnet.lensing.sie.sie_deflection`): the deflection differs from
 #: the SIE's by less than 1e-5 of a pixel, and its gradient stays finite at a sample on the lens centre.
@@ -74,31 +97,248 @@ class ImageData:
         """The images at ``index`` (restarts repeat a lens)."""
         return ImageData(self.image[index], self.sigma[index], self.mask[index], self.psf[index], self.grid)
 
+    def to(self, dtype: torch.dtype) -> "ImageData":
+        """The same data with its floating-point tensors in ``dtype``."""
+        return ImageData(self.image.to(dtype), self.sigma.to(dtype), self.mask, self.psf.to(dtype), self.grid)
 
-def _squash(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _squash(a: torch.Tensor, b: torch.Tensor, bound: float = _MAX_E) -> tuple[torch.Tensor, torch.Tensor]:
     r = torch.sqrt(a * a + b * b + 1e-24)
-    s = _MAX_E * torch.tanh(r) / r
+    s = bound * torch.tanh(r) / r
     return a * s, b * s
 
 
-def _unsquash(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r = torch.sqrt(e1 * e1 + e2 * e2 + 1e-24).clamp_max(_MAX_E * (1 - 1e-6))
-    s = torch.atanh(r / _MAX_E) / r
+def _unsquash(e1: torch.Tensor, e2: torch.Tensor, bound: float = _MAX_E) -> tuple[torch.Tensor, torch.Tensor]:
+    r = torch.sqrt(e1 * e1 + e2 * e2 + 1e-24).clamp_max(bound * (1 - 1e-6))
+    s = torch.atanh(r / bound) / r
     return e1 * s, e2 * s
 
 
-def to_physical(u: torch.Tensor) -> torch.Tensor:
-    """Unconstrained (B, 11) to physical parameters (B, 11), :data:`FIT_PARAM_NAMES` order.
+def _interval(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.sigmoid(u)
 
-    ``u`` is first clipped to a wide box (NaN to 0), so that a line search's trial step far out gives a finite
-    model.
+
+def _from_interval(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return torch.logit(((p - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What an image model holds (see the module docstring for the parameters).
+
+    Parameters
+    ----------
+    mass : str
+        One of :data:`MASS_MODELS` ["sie"].
+    shear : bool
+        Add an external shear [False].
+    lens_light : str
+        One of :data:`LENS_LIGHT_MODELS` ["none"].
+    source : bool
+        Include the Sérsic source [True]; False models the lens light alone.
+
+    Raises
+    ------
+    LensnetValueError
+        For an unknown model name, or a model with nothing in it.
     """
-    u = torch.nan_to_num(u).clamp(-_U_BOX, _U_BOX)
-    r_sersic = torch.exp(u[:, 5])
-    n_sersic = _N_RANGE[0] + (_N_RANGE[1] - _N_RANGE[0]) * torch.sigmoid(u[:, 6])
-    se1, se2 = _squash(u[:, 7], u[:, 8])
-    source = torch.stack([r_sersic, n_sersic, se1, se2, u[:, 9], u[:, 10]], 1)
-    return torch.cat([lens_to_physical(u[:, :N_LENS_PARAMS]), source], 1)
+
+    mass: str = "sie"
+    shear: bool = False
+    lens_light: str = "none"
+    source: bool = True
+
+    def __post_init__(self):
+        if self.mass not in MASS_MODELS:
+            raise LensnetValueError(f"mass = {self.mass!r}: expected one of {', '.join(MASS_MODELS)}")
+        if self.lens_light not in LENS_LIGHT_MODELS:
+            raise LensnetValueError(f"lens_light = {self.lens_light!r}: expected one of "
+                                    f"{', '.join(LENS_LIGHT_MODELS)}")
+        if self.shear and self.mass == "none":
+            raise LensnetValueError("an external shear needs a mass model (mass 'sie' or 'epl')")
+        if not self.source and self.n_light == 0:
+            raise LensnetValueError("a model needs a source or a lens light")
+
+    @property
+    def lensed(self) -> bool:
+        return self.mass != "none"
+
+    @property
+    def n_light(self) -> int:
+        """Lens-light components."""
+        return LENS_LIGHT_MODELS[self.lens_light]
+
+    @property
+    def n_linear(self) -> int:
+        """Linear parameters solved inside the fit: one amplitude per light profile, and the background."""
+        return int(self.source) + self.n_light + 1
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The non-linear parameters, in order."""
+        names = []
+        if self.lensed:
+            names += ["theta_E", "e1", "e2", "center_x", "center_y"] + (["gamma"] if self.mass == "epl" else [])
+        if self.shear:
+            names += ["gamma1", "gamma2"]
+        if self.source:
+            names += [f"source_{n}" for n in ("R_sersic", "n_sersic", "e1", "e2", "center_x", "center_y")]
+        if self.n_light:
+            names += ["light_center_x", "light_center_y"]
+            names += [f"light{k + 1}_{n}" for k in range(self.n_light) for n in ("R_sersic", "n_sersic", "e1", "e2")]
+        return tuple(names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    @cached_property
+    def _slices(self) -> dict[str, slice]:
+        out, at = {}, 0
+        for block, size in (("mass", N_LENS_PARAMS + (self.mass == "epl") if self.lensed else 0),
+                            ("shear", 2 * self.shear), ("source", 6 * self.source),
+                            ("light", 2 + 4 * self.n_light if self.n_light else 0)):
+            out[block], at = slice(at, at + size), at + size
+        return out
+
+    def block(self, p: torch.Tensor, name: str) -> torch.Tensor:
+        """The columns of ``p`` (B, n_params) of one block: mass, shear, source or light."""
+        return p[:, self._slices[name]]
+
+    def describe(self) -> str:
+        """One line for a catalogue's metadata, e.g. 'SIE + shear, Sérsic lens light, Sérsic source'."""
+        parts = [{"sie": "SIE", "epl": "EPL (free slope)", "none": "no mass"}[self.mass] + (" + shear" if self.shear
+                                                                                       else "")]
+        if self.n_light:
+            parts.append(f"{self.lens_light} lens light")
+        if self.source:
+            parts.append("Sersic source")
+        return ", ".join(parts)
+
+    def to_physical(self, u: torch.Tensor) -> torch.Tensor:
+        """Unconstrained (B, n_params) to physical parameters (B, n_params).
+
+        ``u`` is first clipped to a wide box (NaN to 0), so that a line search's trial step far out gives a finite
+        model.
+        """
+        u = torch.nan_to_num(u).clamp(-_U_BOX, _U_BOX)
+        parts = []
+        if self.lensed:
+            m = self.block(u, "mass")
+            parts.append(lens_to_physical(m[:, :N_LENS_PARAMS]))
+            if self.mass == "epl":
+                parts.append(_interval(m[:, 5:6], *_GAMMA_RANGE))
+        if self.shear:
+            parts.append(torch.stack(_squash(*self.block(u, "shear").unbind(1), _MAX_SHEAR), 1))
+        if self.source:
+            s = self.block(u, "source")
+            parts.append(torch.stack([torch.exp(s[:, 0]), _interval(s[:, 1], *_N_RANGE), *_squash(s[:, 2], s[:, 3]),
+                                      s[:, 4], s[:, 5]], 1))
+        if self.n_light:
+            light = self.block(u, "light")
+            parts.append(light[:, :2])
+            for k in range(self.n_light):
+                c = light[:, 2 + 4 * k: 6 + 4 * k]
+                radius = torch.exp(_interval(c[:, 0], *(math.log(r) for r in _LIGHT_R_RANGE)))
+                parts.append(torch.stack([radius, _interval(c[:, 1], *_LIGHT_N_RANGE), *_squash(c[:, 2], c[:, 3])], 1))
+        return torch.cat(parts, 1)
+
+    def to_unconstrained(self, p: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_physical`; values are first brought inside the allowed ranges."""
+        parts = []
+        if self.lensed:
+            m = self.block(p, "mass")
+            parts.append(lens_to_unconstrained(m[:, :N_LENS_PARAMS]))
+            if self.mass == "epl":
+                parts.append(_from_interval(m[:, 5:6], *_GAMMA_RANGE))
+        if self.shear:
+            parts.append(torch.stack(_unsquash(*self.block(p, "shear").unbind(1), _MAX_SHEAR), 1))
+        if self.source:
+            s = self.block(p, "source")
+            parts.append(torch.stack([torch.log(s[:, 0].clamp_min(1e-4)), _from_interval(s[:, 1], *_N_RANGE),
+                                      *_unsquash(s[:, 2], s[:, 3]), s[:, 4], s[:, 5]], 1))
+        if self.n_light:
+            light = self.block(p, "light")
+            parts.append(light[:, :2])
+            for k in range(self.n_light):
+                c = light[:, 2 + 4 * k: 6 + 4 * k]
+                log_r = torch.log(c[:, 0].clamp_min(1e-6))
+                parts.append(torch.stack([_from_interval(log_r, *(math.log(r) for r in _LIGHT_R_RANGE)),
+                                          _from_interval(c[:, 1], *_LIGHT_N_RANGE), *_unsquash(c[:, 2], c[:, 3])], 1))
+        return torch.cat(parts, 1)
+
+    def in_bounds(self, p: torch.Tensor) -> torch.Tensor:
+        """(B,) True where the physical parameters ``p`` (B, n_params) lie inside the ranges
+        :meth:`to_physical` can reach (a sampler's hard prior)."""
+        ok = torch.isfinite(p).all(1)
+
+        def disc(e1, e2, bound):
+            return e1 * e1 + e2 * e2 < bound * bound
+
+        def between(v, lo, hi):
+            return (v > lo) & (v < hi)
+
+        if self.lensed:
+            m = self.block(p, "mass")
+            ok &= (m[:, 0] > 0) & disc(m[:, 1], m[:, 2], _MAX_E)
+            if self.mass == "epl":
+                ok &= between(m[:, 5], *_GAMMA_RANGE)
+        if self.shear:
+            ok &= disc(*self.block(p, "shear").unbind(1), _MAX_SHEAR)
+        if self.source:
+            s = self.block(p, "source")
+            ok &= (s[:, 0] > 0) & between(s[:, 1], *_N_RANGE) & disc(s[:, 2], s[:, 3], _MAX_E)
+        if self.n_light:
+            light = self.block(p, "light")
+            for k in range(self.n_light):
+                r, n, e1, e2 = light[:, 2 + 4 * k: 6 + 4 * k].unbind(1)
+                ok &= between(r, *_LIGHT_R_RANGE) & between(n, *_LIGHT_N_RANGE) & disc(e1, e2, _MAX_E)
+        return ok
+
+    def trace(self, p: torch.Tensor, x: torch.Tensor, y: torch.Tensor, pixel_scale: float
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source-plane positions of image-plane positions x, y ((H, W) or (B, H, W), arcsec): the lens equation
+        beta = theta - alpha(theta), with every deflector of the model (none: beta = theta)."""
+        if not self.lensed:
+            return x.expand(p.shape[0], *x.shape[-2:]), y.expand(p.shape[0], *y.shape[-2:])
+        m = self.block(p, "mass")
+        if self.mass == "sie":
+            ax, ay = sie_deflection(x, y, *m.unbind(1), core=_CORE * pixel_scale)
+        else:
+            theta_e, e1, e2, cx, cy, gamma = m.unbind(1)
+            ax, ay = epl_deflection(x, y, theta_e, gamma, e1, e2, cx, cy)
+        if self.shear:
+            sx, sy = shear_deflection(x, y, *self.block(p, "shear").unbind(1))
+            ax, ay = ax + sx, ay + sy
+        return x - ax, y - ay
+
+    def unit_images(self, p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
+        """PSF-blurred images (B, L, H, W) of unit-amplitude light profiles for physical parameters ``p``
+        (B, n_params): the source first (lensed), then each lens-light component; flux per pixel."""
+        x, y = data.grid.coordinates(supersample, device=p.device, dtype=p.dtype)
+        one = torch.ones_like(p[:, 0])
+        profiles = []
+        if self.source:
+            bx, by = self.trace(p, x, y, data.grid.pixel_scale)
+            profiles.append(sersic_profile(bx, by, one, *self.block(p, "source").unbind(1)))
+        if self.n_light:
+            light = self.block(p, "light")
+            for k in range(self.n_light):
+                r, n, e1, e2 = light[:, 2 + 4 * k: 6 + 4 * k].unbind(1)
+                profiles.append(sersic_profile(x, y, one, r, n, e1, e2, light[:, 0], light[:, 1]))
+        sb = torch.stack(profiles, 1)
+        # Pixel averages of the surface brightness, times the pixel area: flux per pixel.
+        sky = (F.avg_pool2d(sb, supersample) if supersample > 1 else sb) * data.grid.pixel_scale ** 2
+        return convolve(sky, data.psf)
+
+
+#: The model of a fit with no options: an SIE lensing a Sérsic source.
+SIE_SERSIC = ModelSpec()
+#: Its parameters (the default spec's :attr:`ModelSpec.names`).
+FIT_PARAM_NAMES = SIE_SERSIC.names
 
 
 def lens_to_physical(u: torch.Tensor) -> torch.Tensor:
@@ -116,13 +356,14 @@ def lens_to_unconstrained(p: torch.Tensor) -> torch.Tensor:
     return torch.stack([u0, e1, e2, p[:, 3], p[:, 4]], 1)
 
 
-def to_unconstrained(p: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`to_physical`; values are first brought inside the allowed ranges."""
-    lo, hi = _N_RANGE
-    frac = ((p[:, 6] - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
-    se1, se2 = _unsquash(p[:, 7], p[:, 8])
-    source = torch.stack([torch.log(p[:, 5].clamp_min(1e-4)), torch.logit(frac), se1, se2, p[:, 9], p[:, 10]], 1)
-    return torch.cat([lens_to_unconstrained(p[:, :N_LENS_PARAMS]), source], 1)
+def to_physical(u: torch.Tensor, spec: ModelSpec = SIE_SERSIC) -> torch.Tensor:
+    """:meth:`ModelSpec.to_physical` of ``spec`` [the SIE + Sérsic source]."""
+    return spec.to_physical(u)
+
+
+def to_unconstrained(p: torch.Tensor, spec: ModelSpec = SIE_SERSIC) -> torch.Tensor:
+    """:meth:`ModelSpec.to_unconstrained` of ``spec`` [the SIE + Sérsic source]."""
+    return spec.to_unconstrained(p)
 
 
 def traced_coordinates(lens: torch.Tensor, grid: PixelGrid, supersample: int = 1
@@ -141,46 +382,61 @@ def trace_rays(lens: torch.Tensor, x: torch.Tensor, y: torch.Tensor, pixel_scale
     return x - ax, y - ay
 
 
-def unit_images(p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
-    """PSF-blurred lensed images (B, H, W) of unit-amplitude sources for physical parameters ``p`` (B, 11)."""
-    bx, by = traced_coordinates(p[:, :N_LENS_PARAMS], data.grid, supersample)
-    sb = sersic_profile(bx, by, torch.ones_like(p[:, 0]), p[:, 5], p[:, 6], p[:, 7], p[:, 8], p[:, 9], p[:, 10])
-    # Pixel averages of the surface brightness, times the pixel area: flux per pixel.
-    sky = (F.avg_pool2d(sb[:, None], supersample)[:, 0] if supersample > 1 else sb) * data.grid.pixel_scale ** 2
-    return convolve(sky[:, None], data.psf)[:, 0]
+def unit_images(p: torch.Tensor, data: ImageData, supersample: int = 1, spec: ModelSpec = SIE_SERSIC) -> torch.Tensor:
+    """:meth:`ModelSpec.unit_images` of ``spec``, (B, L, H, W)."""
+    return spec.unit_images(p, data, supersample)
 
 
 def linear_solve(unit: torch.Tensor, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Amplitude (>= 0) and background, each (B,), minimising chi^2 of ``amplitude * unit + background``."""
+    """Amplitudes (B, L), each >= 0, and background (B,) minimising chi^2 of ``sum_l a_l unit_l + background``
+    for unit images (B, L, H, W).
+
+    Weighted least squares by the normal equations; amplitudes that come out negative are pinned at 0 and
+    the rest solved again (an active set: exact non-negative least squares for L <= 2, and in practice for 3).
+    """
+    b, n_light = unit.shape[:2]
     w = data.weight
-    s_w, s_m, s_d = w.sum((1, 2)), (w * unit).sum((1, 2)), (w * data.image).sum((1, 2))
-    s_mm, s_md = (w * unit * unit).sum((1, 2)), (w * unit * data.image).sum((1, 2))
-    det = (s_mm * s_w - s_m * s_m).clamp_min(1e-30)
-    amplitude = ((s_md * s_w - s_m * s_d) / det).clamp_min(0.0)
-    background = (s_d - amplitude * s_m) / s_w.clamp_min(1e-30)
-    return amplitude, background
+    design = torch.cat([unit, torch.ones_like(unit[:, :1])], 1)  # (B, L + 1, H, W)
+    weighted = design * w[:, None]
+    normal = torch.einsum("bkhw,blhw->bkl", weighted, design)
+    rhs = torch.einsum("bkhw,bhw->bk", weighted, data.image)
+    # A tiny ridge keeps the system solvable when a profile has left the field (an all-zero column).
+    diagonal = torch.diagonal(normal, dim1=1, dim2=2)
+    normal = normal + torch.diag_embed(1e-12 * diagonal.detach() + 1e-30)
+    active = torch.ones(b, n_light + 1, dtype=torch.bool, device=unit.device)
+    eye = torch.eye(n_light + 1, dtype=unit.dtype, device=unit.device)
+    for _ in range(n_light + 1):
+        pair = active[:, :, None] & active[:, None, :]
+        system = torch.where(pair, normal, eye * (~active[:, :, None]))
+        solution = torch.linalg.solve(system, torch.where(active, rhs, 0.0)[..., None])[..., 0]
+        negative = (solution[:, :n_light] < 0) & active[:, :n_light]
+        if not negative.any():
+            break
+        active[:, :n_light] &= ~negative
+    return solution[:, :n_light].clamp_min(0.0), solution[:, n_light]
 
 
-def model_images(p: torch.Tensor, data: ImageData, supersample: int = 1
+def model_images(p: torch.Tensor, data: ImageData, supersample: int = 1, spec: ModelSpec = SIE_SERSIC
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best model images (B, H, W) for parameters ``p``, with their amplitudes and backgrounds (B,)."""
-    unit = unit_images(p, data, supersample)
+    """Best model images (B, H, W) for parameters ``p``, with their amplitudes (B, L) and backgrounds (B,)."""
+    unit = spec.unit_images(p, data, supersample)
     amplitude, background = linear_solve(unit, data)
-    return amplitude[:, None, None] * unit + background[:, None, None], amplitude, background
+    return (amplitude[:, :, None, None] * unit).sum(1) + background[:, None, None], amplitude, background
 
 
-def chi_square(p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
+def chi_square(p: torch.Tensor, data: ImageData, supersample: int = 1, spec: ModelSpec = SIE_SERSIC) -> torch.Tensor:
     """chi^2 (B,) of the best model for ``p``: the sum over unmasked pixels of ((data - model) / sigma)^2,
-    amplitude and background solved for (:func:`linear_solve`)."""
-    model, _, _ = model_images(p, data, supersample)
+    amplitudes and background solved for (:func:`linear_solve`)."""
+    model, _, _ = model_images(p, data, supersample, spec)
     return (data.weight * (data.image - model) ** 2).sum((1, 2))
 
 
 def chi_square_at(p: torch.Tensor, amplitude: torch.Tensor, background: torch.Tensor, data: ImageData,
-                  supersample: int = 1) -> torch.Tensor:
-    """chi^2 (B,) of the model with the given source amplitude (flux / arcsec^2 at R_sersic, as
-    :class:`lensnet.sources.Sersic`) and background (flux per pixel), each (B,)."""
-    model = amplitude[:, None, None] * unit_images(p, data, supersample) + background[:, None, None]
+                  supersample: int = 1, spec: ModelSpec = SIE_SERSIC) -> torch.Tensor:
+    """chi^2 (B,) of the model with the given amplitudes (B, L) (flux / arcsec^2 at each profile's R_sersic, as
+    :class:`lensnet.sources.Sersic`) and background (B,) (flux per pixel)."""
+    unit = spec.unit_images(p, data, supersample)
+    model = (amplitude.reshape(unit.shape[:2])[:, :, None, None] * unit).sum(1) + background[:, None, None]
     return (data.weight * (data.image - model) ** 2).sum((1, 2))
 
 
