@@ -14,6 +14,7 @@ from lensnet.errors import LensnetValueError
 from lensnet.lensing import PixelGrid
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.refine import ImageData, ModelSpec, refine_lenses
+from lensnet.refine.fit import LENSED_DELTA_BIC, delta_bic
 from lensnet.refine.model import chi_square_at
 from lensnet.refine.posterior import sample_posterior
 
@@ -125,3 +126,36 @@ def test_models_that_cannot_be_fitted_are_refused():
         ModelSpec(lens_light="triple")
     with pytest.raises(LensnetValueError, match="shear"):
         ModelSpec(mass="none", shear=True)
+
+
+def test_delta_bic_tells_a_lens_from_a_lone_galaxy():
+    """The same lens light with lensed arcs is called lensed; with the source unlensed beside it, it is not."""
+    psf = _psf()
+    generator = torch.Generator().manual_seed(4)
+    lens = _noiseless(JOINT, TRUTH, AMPLITUDES, psf)
+    alone = ModelSpec(mass="none", lens_light="sersic")
+    unlensed_truth = torch.cat([TRUTH[:, 7:11], torch.tensor([[0.9, -0.6]], dtype=F64), TRUTH[:, 13:]], 1)
+    galaxy = _noiseless(alone, unlensed_truth, AMPLITUDES, psf)
+    images = torch.cat([lens, galaxy])
+    sigma = torch.full_like(images, 0.02)
+    data = ImageData(images + sigma * torch.randn(images.shape, generator=generator, dtype=F64), sigma,
+                     torch.zeros_like(images, dtype=torch.bool), psf.expand(2, -1, -1).clone(), GRID)
+    start = TRUTH[:, :5].expand(2, -1).clone()
+    result = refine_lenses(data, start, torch.full_like(start, 0.2), spec=JOINT, prior=False, restarts=2, max_iter=150)
+    value, _ = delta_bic(data, result, max_iter=150)
+    assert value[0] > LENSED_DELTA_BIC and value[1] < LENSED_DELTA_BIC, value
+
+
+@pytest.mark.parametrize("spec", [ModelSpec(), ModelSpec(mass="epl", shear=True, lens_light="double-sersic"),
+                                  ModelSpec(mass="none", lens_light="sersic"),
+                                  ModelSpec(mass="none", lens_light="sersic", source=False)])
+def test_parameter_transforms_round_trip_and_bounds(spec):
+    u = torch.randn(5, spec.n_params, generator=torch.Generator().manual_seed(0), dtype=F64)
+    p = spec.to_physical(u)
+    assert p.shape == (5, spec.n_params) and len(spec.names) == spec.n_params
+    torch.testing.assert_close(spec.to_physical(spec.to_unconstrained(p)), p)
+    assert spec.in_bounds(p).all()
+    if spec.lensed:
+        outside = p.clone()
+        outside[:, spec.index("theta_E")] = -1.0
+        assert not spec.in_bounds(outside).any()

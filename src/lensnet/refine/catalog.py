@@ -5,16 +5,19 @@ Each file is read and brought to the model's grid as by ``lensnet predict``
 (:func:`lensnet.preprocess.native.read_native`): a square cutout of ``fit_size`` arcsec around the same
 centre, with the noise and PSF the file carries (a 1-sigma or weight map, a PSF HDU or file; else the sky
 rms plus Poisson noise from the gain or EXPTIME, and a Gaussian of the given FWHM), its masks, and the
-network's estimate and calibrated 1-sigma as the fit's start and prior. Files of the same pixel grid are
-fitted together.
+network's estimate as the start and, its 1-sigma widened :data:`PRIOR_WIDTH` times, the prior. Files of the
+same pixel grid are fitted together.
 
 The catalogue holds the network's columns and, for each fitted parameter ``<p>`` (the model's
-:attr:`~lensnet.refine.model.ModelSpec.names`), ``<p>_refined`` and ``<p>_refined_sigma``; for the SIE's
-five also the 95% interval ``<p>_refined_lo95``, ``<p>_refined_hi95``; ``q_refined``, ``phi_refined``
-(degrees from +x), with a shear ``gamma_ext`` and ``phi_ext``, with lens light per component ``lightK_q``,
-``lightK_phi`` and ``lightK_flux`` (the Sérsic's total flux, data units); ``chi2``, ``reduced_chi2``,
-``n_fit_pixels``, ``noise_source``, ``psf_source`` and ``refine_seconds``. With ``figures``, each lens also
-gets a figure of the data, the best model and the residual in sigma (``<figures>/<file stem>_refined.png``).
+:attr:`~lensnet.refine.model.ModelSpec.names`), ``<p>_refined``, ``<p>_refined_sigma`` and the 95% interval
+``<p>_refined_lo95``, ``<p>_refined_hi95`` (Laplace: -+ 1.96 sigma; MCMC: the posterior's median, half its
+68% width and its 2.5th and 97.5th percentiles); ``q_refined``, ``phi_refined`` (degrees from +x), with a
+shear ``gamma_ext`` and ``phi_ext``, with lens light per component ``lightK_q``, ``lightK_phi`` and
+``lightK_flux`` (the Sérsic's total flux, data units); ``chi2``, ``reduced_chi2``, ``delta_bic`` and
+``lensed`` (:func:`lensnet.refine.fit.delta_bic`; NaN and False for the pixelated source), ``n_fit_pixels``,
+``noise_source``, ``psf_source`` and ``refine_seconds``. A file that cannot be fitted (no PSF, say) keeps its
+network columns and gets the reason in ``error``. With ``figures``, each lens also gets a figure of the data,
+the best model and the residual in sigma (``<figures>/<file stem>_refined.png``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from lensnet.errors import LensnetError, LensnetValueError
 from lensnet.inference.catalog import Z95, catalog_table, estimate_items, fits_inputs
 from lensnet.lensing import PixelGrid
 from lensnet.lensing.shear import shear_cartesian_to_polar
-from lensnet.preprocess.native import NativeCutout, read_native
+from lensnet.preprocess.native import read_native
 from lensnet.preprocess.real import ModelGrid
 from lensnet.refine.fit import LENSED_DELTA_BIC, RESTARTS, delta_bic, refine_lenses
 from lensnet.refine.model import SIE_SERSIC, ImageData, ModelSpec, model_images
@@ -143,10 +146,17 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
                 if item[1] is None:
                     continue
                 try:
-                    own = fit_files is None
-                    cutouts.append((row, read_native(row["file"] if own else fit_files[item[0]],
-                                                     hdu=dataset.hdu if own else fit_hdu, side_arcsec=side,
-                                                     center=item[3]["prepared"].center_pixel, **native)))
+                    center = item[3]["prepared"].center_pixel
+                    if fit_files is None:
+                        cutout = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center, **native)
+                        arcs = None
+                    else:
+                        cutout = read_native(fit_files[item[0]], hdu=fit_hdu, side_arcsec=side, center=center,
+                                             **native)
+                        # Only the deblended pixels and mask are used: a placeholder PSF for files without one.
+                        arcs = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center,
+                                           **{**native, "psf": None, "psf_fwhm": 1.0})
+                    cutouts.append((row, cutout, arcs))
                 except LensnetError as exc:
                     row["error"] = f"refine: {exc}"
             for group in _by_grid(cutouts):
@@ -161,18 +171,20 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
     return table
 
 
-def _by_grid(cutouts: list[tuple[dict, NativeCutout]]) -> list[list[tuple[dict, NativeCutout]]]:
-    """The cutouts grouped by pixel grid (side and scale): each group is one batch of the fit."""
+def _by_grid(cutouts: list[tuple]) -> list[list[tuple]]:
+    """The (row, cutout, arcs) of each file grouped by pixel grid (side and scale): each group is one batch of
+    the fit."""
     groups: dict[tuple[int, float], list] = {}
-    for row, cutout in cutouts:
-        groups.setdefault((cutout.image.shape[0], round(cutout.pixel_scale, 9)), []).append((row, cutout))
+    for row, cutout, arcs in cutouts:
+        groups.setdefault((cutout.image.shape[0], round(cutout.pixel_scale, 9)), []).append((row, cutout, arcs))
     return list(groups.values())
 
 
-def _fit(group: list[tuple[dict, NativeCutout]], fit: dict, figures) -> dict:
-    """{file index: refined columns} of the cutouts of one pixel grid."""
+def _fit(group: list[tuple], fit: dict, figures) -> dict:
+    """{file index: refined columns} of the cutouts of one pixel grid (with the deblended arcs the network saw,
+    when the fit reads another file)."""
     t0 = time.perf_counter()
-    cutouts = [c for _, c in group]
+    cutouts = [c for _, c, _ in group]
     grid = PixelGrid(cutouts[0].image.shape[0], cutouts[0].pixel_scale)
     k = max(c.psf.shape[0] for c in cutouts)
     psf = torch.stack([torch.from_numpy(np.pad(c.psf, (k - c.psf.shape[0]) // 2)) for c in cutouts]).double()
@@ -181,12 +193,17 @@ def _fit(group: list[tuple[dict, NativeCutout]], fit: dict, figures) -> dict:
                      torch.stack([torch.from_numpy(c.mask) for c in cutouts]), psf, grid)
     # The network's centre is relative to the requested centre; the cutout's grid to its central pixel.
     offset = torch.tensor([c.offset for c in cutouts], dtype=torch.float64)
-    start = torch.tensor([[row[n] for n in PARAM_NAMES] for row, _ in group], dtype=torch.float64)
+    arcs = None
+    if group[0][2] is not None:
+        deblended = [a for _, _, a in group]
+        arcs = ImageData(torch.stack([torch.from_numpy(a.image) for a in deblended]).double(), data.sigma,
+                         data.mask | torch.stack([torch.from_numpy(a.mask) for a in deblended]), psf, grid)
+    start = torch.tensor([[row[n] for n in PARAM_NAMES] for row, _, _ in group], dtype=torch.float64)
     start[:, 3:5] -= offset
-    spread = PRIOR_WIDTH * torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for row, _ in group],
+    spread = PRIOR_WIDTH * torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for row, _, _ in group],
                                         dtype=torch.float64)
     spec = fit["spec"]
-    result = refine_lenses(data, start, spread, **{k: v for k, v in fit.items() if k != "posterior"})
+    result = refine_lenses(data, start, spread, arcs=arcs, **{k: v for k, v in fit.items() if k != "posterior"})
     value, sigma = result.params.clone(), result.sigma
     lo95, hi95 = value - Z95 * sigma, value + Z95 * sigma
     if fit["posterior"] == "mcmc" and result.pixelated is None:
@@ -205,7 +222,7 @@ def _fit(group: list[tuple[dict, NativeCutout]], fit: dict, figures) -> dict:
     if figures is not None:
         _figures(group, data, result, figures)
     out = {}
-    for i, (row, cutout) in enumerate(group):
+    for i, (row, cutout, _) in enumerate(group):
         columns = {name: tuple(float(c[i, j]) for c in (value, sigma, lo95, hi95)) for j, name in enumerate(spec.names)}
         for k in range(spec.n_light):
             r, n = columns[f"light{k + 1}_R_sersic"][0], columns[f"light{k + 1}_n_sersic"][0]
@@ -264,7 +281,7 @@ def _figures(group, data: ImageData, result, figures) -> None:
         fitted, label = ~result.mask, "model"
     else:
         model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
-    for i, (row, _) in enumerate(group):
+    for i, (row, _, _) in enumerate(group):
         residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
         panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
         if result.pixelated is not None:

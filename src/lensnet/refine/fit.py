@@ -68,6 +68,8 @@ BLUR_PIXELS = 4.0
 MIN_COVERAGE = 0.9
 #: Starts per lens (``restarts``).
 RESTARTS = 8
+#: Residual, in sigma, above which a pixel counts as arc when the lens light is first fitted alone.
+ARC_CLIP = 3.0
 #: Levenberg-Marquardt iterations that polish each lens's optimum (:func:`_levenberg_marquardt`).
 LM_ITERATIONS = 20
 #: The BIC difference (unlensed - lensed, :func:`delta_bic`) above which an image counts as lensed: 10 is
@@ -133,7 +135,8 @@ class RefineResult:
 
 def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tensor, *, spec: ModelSpec = SIE_SERSIC,
                   prior: bool = True, restarts: int = RESTARTS, max_iter: int = 300, clip: float | None = 5.0,
-                  supersample: int = 1, seed: int = 0, source: str = "sersic", n_side: int = N_SIDE) -> RefineResult:
+                  supersample: int = 1, seed: int = 0, source: str = "sersic", n_side: int = N_SIDE,
+                  arcs: ImageData | None = None) -> RefineResult:
     """Fit the model ``spec`` (:mod:`lensnet.refine.model`) to each image (see the module docstring), and with
     ``source="pixelated"`` then the SIE with a pixelated source (:mod:`lensnet.refine.pixelated`).
 
@@ -167,6 +170,10 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         Source model, one of :data:`SOURCE_MODELS` ["sersic"]; "pixelated" needs an SIE without shear.
     n_side : int
         Source pixels per side of the pixelated source [16].
+    arcs : ImageData, optional
+        The same images with the lens light removed (ICA of two filters, say), on which a model with lens
+        light, a shear or an EPL fits the SIE and the source first [the images less the lens light fitted
+        alone].
 
     Raises
     ------
@@ -201,9 +208,27 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
     per_round = max(1, max_iter // ROUNDS)
     light, residual = fit_lens_light(data, mu[:, 3:5], spec.lens_light, max(1, per_round // 2), supersample)
     index = torch.arange(b).repeat(restarts)
-    starts = _starts(spec, lens_starts, data.take(index), residual[index], None if light is None else light[index])
     penalty = _Prior(mu, s) if prior else None
-    u, data = _search(spec, spec.to_unconstrained(starts), data, penalty, restarts, max_iter, clip, supersample)
+    if spec == SIE_SERSIC:
+        starts = _starts(spec, lens_starts, data.take(index), residual[index], None)
+        u, data = _search(spec, spec.to_unconstrained(starts), data, penalty, restarts, max_iter, clip, supersample)
+    else:
+        # Staged, as modellers do: the SIE and the source first, on the image less the lens light fitted alone
+        # (the restarts' search of the default model); then everything together from there. Searched jointly
+        # from the start, the shear and the lens light took up the arcs on real lenses (SDSS J2303+1422 ended
+        # at theta_E 0.80", q 0.21, the shear at its bound).
+        if arcs is None:
+            arcs = ImageData(residual, data.sigma, data.mask, data.psf, data.grid)
+        else:
+            arcs = arcs.to(DTYPE)
+        starts = _starts(SIE_SERSIC, lens_starts, arcs.take(index), arcs.image[index], None)
+        first, _ = _search(SIE_SERSIC, SIE_SERSIC.to_unconstrained(starts), arcs, penalty, restarts, max_iter, None,
+                           supersample)
+        sie_source = SIE_SERSIC.to_physical(first)
+        start = _starts(spec, sie_source[:, :N_LENS_PARAMS], data, residual, light)
+        start[:, spec.columns("source")] = sie_source[:, N_LENS_PARAMS:]
+        u, data = _search(spec, spec.to_unconstrained(start), data, penalty, 1, max_iter, clip, supersample,
+                          coarse=False)
     u = u.double()
     data = ImageData(given.image.double(), given.sigma.double(), data.mask, given.psf.double(), data.grid)
     if penalty is not None:
@@ -257,7 +282,9 @@ def delta_bic(data: ImageData, result: RefineResult, *, max_iter: int = 200, sup
 def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_iter: int, supersample: int = 1
                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The lens light's profiles fitted alone (a Sersic or two and the background, no source), from a round
-    profile of the image's half-light radius at ``center`` (B, 2).
+    profile of the image's half-light radius at ``center`` (B, 2). The arcs would pull the profiles out into a
+    halo: pixels more than :data:`ARC_CLIP` sigma above the first fit, and their neighbours, are left out of a
+    second fit (as :func:`lensnet.deblend.sersic_fit.fit_lens_light` does).
 
     Returns
     -------
@@ -271,10 +298,16 @@ def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_i
     spec = ModelSpec(mass="none", lens_light=lens_light, source=False)
     start = _light_start(data, center, spec.n_light)
     u, _ = _lbfgs(spec, spec.to_unconstrained(start), data, None, max_iter, supersample, rounds=1)
+    with torch.no_grad():
+        model, _, _ = model_images(spec.to_physical(u), data, supersample, spec)
+        above = ((data.image - model) > ARC_CLIP * data.sigma).to(data.image.dtype)
+        arcs = F.max_pool2d(above[:, None], 5, stride=1, padding=2)[:, 0] > 0  # and 2 pixels around
+    masked = ImageData(data.image, data.sigma, data.mask | arcs, data.psf, data.grid)
+    u, _ = _lbfgs(spec, u, masked, None, max_iter, supersample, rounds=1)
     light = spec.to_physical(u)
     with torch.no_grad():
-        unit = spec.unit_images(light, data, supersample)
-        amplitude, _ = linear_solve(unit, data)
+        unit = spec.unit_images(light, masked, supersample)
+        amplitude, _ = linear_solve(unit, masked)
     return light.detach(), data.image - (amplitude[:, :, None, None] * unit).sum(1)
 
 
@@ -315,20 +348,22 @@ def _starts(spec: ModelSpec, lens: torch.Tensor, data: ImageData, residual: torc
 
 
 def _search(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, restarts: int, max_iter: int,
-            clip: float | None, supersample: int) -> tuple[torch.Tensor, ImageData]:
+            clip: float | None, supersample: int, coarse: bool = True) -> tuple[torch.Tensor, ImageData]:
     """Steps 3 and 4 of the module docstring: the starts ``u0`` (restarts x B, P), restart-major, compete on
-    the blurred image, each lens's best goes on; returns its optimum (B, P) and the data with the clipped
-    pixels masked."""
+    the blurred image (skipped without ``coarse``, for one start), each lens's best goes on; returns its
+    optimum (B, P) and the data with the clipped pixels masked."""
     b = data.image.shape[0]
     index = torch.arange(b).repeat(restarts)
     per_round = max(1, max_iter // ROUNDS)
-    # The restarts compete for one round on the blurred image, whose wider basins forgive a start that
-    # misplaces the arcs; the rest of the search goes to each lens's best start only.
-    coarse = _coarse(data, BLUR_PIXELS).take(index)
-    u, objective = _lbfgs(spec, u0, coarse, None if penalty is None else penalty.take(index),
-                          max(1, per_round // 2), supersample, rounds=1)
-    best = objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)
-    u, _ = _lbfgs(spec, u[best], data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
+    u = u0
+    if coarse:
+        # The restarts compete for one round on the blurred image, whose wider basins forgive a start that
+        # misplaces the arcs; the rest of the search goes to each lens's best start only.
+        blurred = _coarse(data, BLUR_PIXELS).take(index)
+        u, objective = _lbfgs(spec, u0, blurred, None if penalty is None else penalty.take(index),
+                              max(1, per_round // 2), supersample, rounds=1)
+        u = u[objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)]
+    u, _ = _lbfgs(spec, u, data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
     if clip is not None:
         with torch.no_grad():
             model, _, _ = model_images(spec.to_physical(u), data, supersample, spec)

@@ -204,6 +204,10 @@ class ModelSpec:
             out[block], at = slice(at, at + size), at + size
         return out
 
+    def columns(self, name: str) -> slice:
+        """Where the parameters of one block (mass, shear, source or light) are in a parameter vector."""
+        return self._slices[name]
+
     def block(self, p: torch.Tensor, name: str) -> torch.Tensor:
         """The columns of ``p`` (B, n_params) of one block: mass, shear, source or light."""
         return p[:, self._slices[name]]
