@@ -91,9 +91,10 @@ def _galaxy(bank, rng: np.random.Generator, x: float, y: float) -> dict:
     """lenstronomy INTERPOL kwargs of a random galaxy of ``bank`` (peak-normalised stamps), 0.5-1.2" across."""
     stamp = bank.stamps[int(rng.integers(len(bank)))].double().numpy()
     side = rng.uniform(0.5, 1.2)
-    # INTERPOL's amp multiplies the stamp's surface brightness (per stamp pixel); 8 per arcsec^2 at the peak.
+    # INTERPOL's amp is the surface brightness (per arcsec^2) of a stamp pixel of value 1, the peak: as bright
+    # as the Sersic sources' centres (their amp at R_sersic times e^(b_n), about 10).
     scale = side / stamp.shape[0]
-    return {"image": stamp, "amp": rng.uniform(4, 15) * scale ** 2, "center_x": x, "center_y": y,
+    return {"image": stamp, "amp": 10 * rng.uniform(4, 15), "center_x": x, "center_y": y,
             "phi_G": rng.uniform(0, 2 * np.pi), "scale": scale}
 
 

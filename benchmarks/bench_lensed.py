@@ -111,8 +111,9 @@ def run(num: int, seed: int, restarts: int) -> dict:
     for image in pictures:
         sigma = np.sqrt(SKY ** 2 + np.clip(image, 0, None) / EXPOSURE)  # as an ERR map from the data
         sigmas.append(torch.from_numpy(sigma))
-        fit = fit_lens_light(image, SCALE, noise=sigma, psf=kernel)
-        ready = prepare_image(fit.arcs, grid_model, SCALE)
+        arcs = fit_lens_light(image, SCALE, noise=sigma, psf=kernel).arcs
+        # On pure noise the lens-light fit has nothing to hold on to: the network then sees the image itself.
+        ready = prepare_image(arcs if np.isfinite(arcs).all() else image, grid_model, SCALE)
         prepared.append(torch.from_numpy(ready.image)[None])
         masks.append(torch.from_numpy(ready.mask)[None])
     mean, std = predictor.predict(torch.stack(prepared), torch.stack(masks))

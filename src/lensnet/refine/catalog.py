@@ -281,14 +281,15 @@ def _figures(group, data: ImageData, result, figures) -> None:
         fitted, label = ~result.mask, "model"
     else:
         model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
-    for i, (row, _, _) in enumerate(group):
+    for i, (row, cutout, _) in enumerate(group):
+        fitted_file = Path(cutout.where.rsplit("[", 1)[0])
         residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
         panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
         if result.pixelated is not None:
             (cx, cy), half = result.pixelated.grid.center[i].tolist(), float(result.pixelated.grid.half_width[i])
             panels.append(("source plane", result.pixelated.inversion.source[i].numpy(),
                            (cx - half, cx + half, cy - half, cy + half)))
-        title = (f"{Path(row['file']).name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
+        title = (f"{fitted_file.name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
                  f"{float(result.reduced_chi2[i]):.2f} ({result.spec.describe()})")
-        deblend_figure(panels, data.grid.pixel_scale, Path(figures) / f"{Path(row['file']).stem}_refined.png",
+        deblend_figure(panels, data.grid.pixel_scale, Path(figures) / f"{fitted_file.stem}_refined.png",
                        title=title, mask=result.mask[i].numpy(), residuals=("residual / sigma",))

@@ -70,6 +70,8 @@ MIN_COVERAGE = 0.9
 RESTARTS = 8
 #: Residual, in sigma, above which a pixel counts as arc when the lens light is first fitted alone.
 ARC_CLIP = 3.0
+#: Starts of the unlensed model's Sersic at peaks of the image less the lens light (:func:`delta_bic`).
+UNLENSED_STARTS = 4
 #: Levenberg-Marquardt iterations that polish each lens's optimum (:func:`_levenberg_marquardt`).
 LM_ITERATIONS = 20
 #: The BIC difference (unlensed - lensed, :func:`delta_bic`) above which an image counts as lensed: 10 is
@@ -266,17 +268,39 @@ def delta_bic(data: ImageData, result: RefineResult, *, max_iter: int = 200, sup
     per_round = max(1, max_iter // ROUNDS)
     light, residual = fit_lens_light(work, result.lens[:, 3:5].to(DTYPE), spec.lens_light, per_round, supersample)
     blank = torch.zeros(len(light), spec.n_params - light.shape[1], dtype=DTYPE)
-    source = _source_start(spec, torch.cat([blank, light], 1), work, residual)
-    u, _ = _search(spec, spec.to_unconstrained(torch.cat([source, light], 1)), work, None, 1, max_iter, None,
-                   supersample)
-    with torch.no_grad():
-        double = work.to(torch.float64)
-        model, _, _ = model_images(spec.to_physical(u.double()), double, supersample, spec)
-        chi2 = (double.weight * (double.image - model) ** 2).sum((1, 2))
+    # Starts of the unlensed Sersic: the centroid of the brightest light left, and the UNLENSED_STARTS brightest
+    # peaks of the blurred residual (a companion is often not the brightest thing the lens light leaves).
+    starts = [_source_start(spec, torch.cat([blank, light], 1), work, residual)]
+    starts += _peak_starts(residual, work, UNLENSED_STARTS)
+    # Each start is searched to the end (a blurred first round picked starts on a lens light's core instead of
+    # a companion), the lowest chi^2 kept.
+    double = work.to(torch.float64)
+    chi2 = torch.full((len(light),), math.inf, dtype=torch.float64)
+    for source in starts:
+        u, _ = _search(spec, spec.to_unconstrained(torch.cat([source, light], 1)), work, None, 1, max_iter, None,
+                       supersample, coarse=False)
+        with torch.no_grad():
+            model, _, _ = model_images(spec.to_physical(u.double()), double, supersample, spec)
+            chi2 = torch.minimum(chi2, (double.weight * (double.image - model) ** 2).sum((1, 2)))
     n = (~result.mask).sum((1, 2)).to(torch.float64).clamp_min(2.0)
     k_lensed = result.spec.n_params + result.spec.n_linear
     k_unlensed = spec.n_params + spec.n_linear
     return chi2 + k_unlensed * n.log() - (result.chi2 + k_lensed * n.log()), chi2
+
+
+def _peak_starts(residual: torch.Tensor, data: ImageData, count: int) -> list[torch.Tensor]:
+    """Round Sersic starts (B, 6) of 2 pixels' radius at the ``count`` brightest local maxima of ``residual``
+    blurred by a Gaussian of 2 pixels (unmasked pixels only), brightest first."""
+    blur = gaussian_kernels(torch.full((1,), 2.0, dtype=residual.dtype), 8)
+    smooth = convolve(torch.where(data.mask, 0.0, residual)[:, None], blur)[:, 0]
+    peaks = smooth == F.max_pool2d(smooth[:, None], 5, stride=1, padding=2)[:, 0]
+    score = torch.where(peaks & ~data.mask, smooth, -math.inf).flatten(1)
+    order = score.argsort(1, descending=True)[:, :count]
+    x, y = data.grid.coordinates(1, dtype=residual.dtype)
+    radius = torch.full((len(residual),), 2 * data.grid.pixel_scale, dtype=residual.dtype)
+    one, zero = torch.ones_like(radius), torch.zeros_like(radius)
+    return [torch.stack([radius, one, 0.05 * one, zero, x.flatten()[order[:, k]], y.flatten()[order[:, k]]], 1)
+            for k in range(order.shape[1])]
 
 
 def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_iter: int, supersample: int = 1
