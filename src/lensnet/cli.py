@@ -352,6 +352,8 @@ _FIT_OPTIONS = (
     click.option("--fit-size", type=float, help="Side in arcsec of the image's own pixels fitted [the network's field]."),
     click.option("--posterior", type=click.Choice(["laplace", "mcmc"]), default="laplace", show_default=True,
                  help="Refined uncertainties: Laplace at the optimum, or the posterior sampled by emcee (slower)."),
+    click.option("--no-systematic-floor", is_flag=True,
+                 help="Leave out the measured systematic error the refined intervals include (statistical only)."),
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
     click.option("--restarts", default=RESTARTS, show_default=True, help="Starts per lens of the fit."),
     click.option("--max-iter", default=300, show_default=True, help="L-BFGS iterations of the fit."),
@@ -397,7 +399,7 @@ def _with_options(*groups):
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
             deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf, psf_fwhm,
-            noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_prior, restarts, max_iter, source_model, n_side,
+            noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_systematic_floor, no_prior, restarts, max_iter, source_model, n_side,
             figures, overwrite, no_progress_bar):
     """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
     from pathlib import Path
@@ -441,7 +443,7 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
 
         table = refine_fits(predictor, inputs, psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
                             spec=ModelSpec(mass=mass, shear=shear, lens_light=lens_light), fit_size=fit_size,
-                            posterior=posterior, prior=not no_prior, restarts=restarts, max_iter=max_iter,
+                            posterior=posterior, systematic_floor=not no_systematic_floor, prior=not no_prior, restarts=restarts, max_iter=max_iter,
                             source=source_model, n_side=n_side, fit_files=fit_files, fit_hdu=fit_hdu,
                             progress=not no_progress_bar, figures=figures, **options)
         write_catalog(table, output, overwrite=overwrite)

@@ -13,6 +13,7 @@ from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained
 from lensnet.lensing import PixelGrid
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.refine import ImageData, ModelSpec
+from lensnet.refine.catalog import SYSTEMATIC_FLOOR
 
 F64 = torch.float64
 JOINT = ModelSpec(shear=True, lens_light="sersic")
@@ -59,6 +60,8 @@ def test_hst_and_euclid_cutouts_are_fitted_on_their_own_pixels_with_their_noise_
     for name in ("gamma1", "gamma2", "light1_R_sersic", "light1_n_sersic"):
         assert np.isfinite(row[f"{name}_refined"]) and row[f"{name}_refined_sigma"] > 0
     assert row["theta_E_refined_lo95"] < row["theta_E_refined"] < row["theta_E_refined_hi95"]
+    # The systematic floor is in the 1-sigma, the noise's part alone beside it.
+    assert row["theta_E_refined_sigma"] >= SYSTEMATIC_FLOOR["theta_E"] > row["theta_E_refined_sigma_stat"] > 0
     assert np.isfinite(row["gamma_ext"]) and row["light1_flux"] > 0 and 0 < row["light1_q"] <= 1
     assert row["lensed"] and row["delta_bic"] > 10
 
