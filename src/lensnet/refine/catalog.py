@@ -18,7 +18,7 @@ shear ``gamma_ext`` and ``phi_ext``, with lens light per component ``lightK_q``,
 ``lensed`` (:func:`lensnet.refine.fit.delta_bic`; NaN and False for the pixelated source), ``n_fit_pixels``,
 ``noise_source``, ``psf_source`` and ``refine_seconds``. A file that cannot be fitted (no PSF, say) keeps its
 network columns and gets the reason in ``error``. With ``figures``, each lens also gets a figure of the data,
-the best model and the residual in sigma (``<figures>/<file stem>_refined.png``).
+the best model and the residual in sigma (``<figures>/<fitted file's stem>_refined.png``).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     statistical = sigma.clone()
     if fit["systematic_floor"]:
         sigma, lo95, hi95 = _with_floor(spec, value, sigma, lo95, hi95)
-    lensed = (delta_bic(data, result)[0] if result.pixelated is None
+    bic = (delta_bic(data, result)[0] if result.pixelated is None
               else torch.full((len(group),), math.nan, dtype=torch.float64))
     for name in ("center_x", "center_y", "source_center_x", "source_center_y", "light_center_x", "light_center_y"):
         if name in spec.names:
@@ -247,7 +247,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
                                      torch.tensor(n, dtype=torch.float64))
             columns[f"light{k + 1}_flux"] = (float(flux), math.nan, math.nan, math.nan, math.nan)
         out[row["index"]] = dict(columns=columns, chi2=float(result.chi2[i]), reduced_chi2=float(result.reduced_chi2[i]),
-                                 delta_bic=float(lensed[i]), n_fit_pixels=int((~result.mask[i]).sum()),
+                                 delta_bic=float(bic[i]), n_fit_pixels=int((~result.mask[i]).sum()),
                                  noise_source=cutout.noise_source, psf_source=cutout.psf_source, seconds=seconds)
     return out
 

@@ -104,13 +104,15 @@ def sample_posterior(spec: ModelSpec, data: ImageData, params: torch.Tensor, cov
     for i in tqdm(range(b), desc="sampling", unit="lens", disable=not progress):
         # The models in float32 (twice as fast), chi^2 summed in float64.
         batch = data.take(torch.full((walkers,), i)).to(torch.float32)
+        # emcee asks for all walkers once, then half of them per move: each batch size copied once.
+        sized = {walkers: batch, walkers // 2: batch.take(torch.arange(walkers // 2))}
         mu_s = None if prior is None else (prior[0][i:i + 1].double(), prior[1][i:i + 1].double())
 
         def log_prob(points: np.ndarray) -> np.ndarray:
             p = torch.from_numpy(points)
             ok = spec.in_bounds(p)
             with torch.no_grad():
-                rows = batch.take(torch.arange(len(p)))
+                rows = sized[len(p)] if len(p) in sized else batch.take(torch.arange(len(p)))
                 model, _, _ = model_images(torch.where(ok[:, None], p, params[i].double()).float(), rows, supersample,
                                            spec)
                 value = -0.5 * (rows.weight * (rows.image - model) ** 2).double().sum((1, 2))
