@@ -2,7 +2,9 @@
 simulator: accuracy, coverage of the refined intervals, and time per lens.
 
 Each lens is drawn from a seeded prior and rendered by lenstronomy (``ImageModel``: SIE + external shear,
-Sersic lens light, Sersic source, a Gaussian pixel PSF, 3 x 3 supersampling), in counts per second with sky
+Sersic lens light, Sersic source, a Gaussian pixel PSF, ``--sim-supersample`` sub-pixels per side, 9 by default:
+finer than any fit samples a pixel, as the sky is continuous; at 3 a lens light's cusp, sampled at a pixel centre
+with a ninth of the weight, pulled the fits' Sersic indices to their bound), in counts per second with sky
 noise and the Poisson noise of an exposure; the fit gets the true noise map (what an archive's ERR map
 holds) and the PSF, on the image's own pixels: 100 x 100 at 0.05" (HST-like) or 50 x 50 at 0.1"
 (Euclid-like; ``--pixel-scale``). Methods:
@@ -98,7 +100,7 @@ def _galaxy(bank, rng: np.random.Generator, x: float, y: float) -> dict:
             "phi_G": rng.uniform(0, 2 * np.pi), "scale": scale}
 
 
-def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator):
+def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator, supersample: int = 9):
     """The observed image, its true noise map, the noiseless lens light, and the PSF kernel."""
     exposure, sky, fwhm = INSTRUMENTS[pixel_scale]
     n = int(round(5.0 / pixel_scale))
@@ -109,12 +111,19 @@ def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator):
     source = "INTERPOL" if "image" in kwargs["source"][0] else "SERSIC_ELLIPSE"
     model = ImageModel(data, PSF(psf_type="PIXEL", kernel_point_source=psf), lens_model_class=LensModel(["SIE", "SHEAR"]),
                        source_model_class=LightModel([source]),
-                       lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]), kwargs_numerics={"supersampling_factor": 3})
+                       lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]),
+                       kwargs_numerics={"supersampling_factor": supersample})
     clean = model.image(kwargs_lens=kwargs["lens"], kwargs_source=kwargs["source"], kwargs_lens_light=kwargs["light"])
     light = model.image(kwargs_lens=kwargs["lens"], kwargs_source=kwargs["source"], kwargs_lens_light=kwargs["light"],
                         source_add=False)
     sigma = np.sqrt(sky ** 2 + np.clip(clean, 0, None) / exposure)
     return clean + sigma * rng.standard_normal(clean.shape), sigma, light, psf
+
+
+def _padded(indices: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Finely rendered pixels (B, K) of several batches padded to one K by repeating each row's first pixel."""
+    k = max(i.shape[1] for i in indices)
+    return [torch.cat([i, i[:, :1].expand(-1, k - i.shape[1])], 1) for i in indices]
 
 
 def truth_vector(kwargs: dict) -> list[float]:
@@ -123,13 +132,14 @@ def truth_vector(kwargs: dict) -> list[float]:
 
 
 def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, mcmc: int, anchor: int,
-        prior: bool = True, prior_width: float = PRIOR_WIDTH, source: str = "sersic", supersample: int = 1) -> dict:
+        prior: bool = True, prior_width: float = PRIOR_WIDTH, source: str = "sersic", supersample: int = 1,
+        adaptive: bool = True, sim_supersample: int = 9) -> dict:
     predictor = load_pretrained()
     grid_model = ModelGrid.from_card(predictor.card)
     rng = np.random.default_rng(seed)
     bank = hubble_deep_field_bank().split(seed=0)["test"] if source == "real" else None
     lenses = [draw(rng, pixel_scale, bank) for _ in range(num)]
-    sims = [simulate(k, pixel_scale, rng) for k in lenses]
+    sims = [simulate(k, pixel_scale, rng, sim_supersample) for k in lenses]
     n = sims[0][0].shape[0]
     grid = PixelGrid(n, pixel_scale)
     truth = torch.tensor([truth_vector(k) for k in lenses], dtype=torch.float64)
@@ -159,7 +169,8 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
         t0 = time.perf_counter()
         fitted = [refine_lenses(data.take(torch.arange(i, min(i + 8, num))), mean[i:i + 8],
                                 prior_width * std[i:i + 8], spec=spec,
-                                prior=prior, restarts=restarts, max_iter=max_iter, supersample=supersample, seed=seed)
+                                prior=prior, restarts=restarts, max_iter=max_iter, supersample=supersample,
+                                adaptive=adaptive, seed=seed)
                   for i in range(0, num, 8)]
         seconds[method] = (time.perf_counter() - t0) / num
         columns = [spec.index(k) for k in NAMES]
@@ -172,14 +183,16 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
             t0 = time.perf_counter()
             best = torch.cat([f.params for f in fitted])[:mcmc]
             cov = torch.cat([f.covariance for f in fitted])[:mcmc]
-            final = ImageData(image[:mcmc], sigma[:mcmc], torch.cat([f.mask for f in fitted])[:mcmc], psf[:mcmc], grid)
+            fine = None if fitted[0].supersampled is None else torch.cat(_padded([f.supersampled for f in fitted]))
+            final = ImageData(image[:mcmc], sigma[:mcmc], torch.cat([f.mask for f in fitted])[:mcmc], psf[:mcmc], grid,
+                              None if fine is None else fine[:mcmc])
             post = sample_posterior(spec, final, best, cov, prior=(mean[:mcmc], prior_width * std[:mcmc]) if prior else None,
                                     supersample=supersample, seed=seed)
             seconds["joint fit, MCMC"] = (time.perf_counter() - t0) / mcmc + seconds[method]
             results["joint fit, MCMC"] = (post.median[:, columns], post.sigma[:, columns],
                                           (post.lo95[:, columns], post.hi95[:, columns]))
     out = {"num": num, "seed": seed, "pixel_scale": pixel_scale, "n_pix": n, "restarts": restarts, "prior": prior, "source": source,
-           "supersample": supersample,
+           "supersample": supersample, "adaptive": adaptive, "sim_supersample": sim_supersample,
            "prior_width": prior_width,
            "max_iter": max_iter, "instrument": dict(zip(("exposure_s", "sky_rms", "psf_fwhm"), INSTRUMENTS[pixel_scale])),
            "seconds_per_lens": seconds, "methods": {}}
@@ -303,6 +316,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--prior-width", type=float, default=PRIOR_WIDTH,
                         help="the network's 1-sigma times this is the prior (lensnet refine's)")
     parser.add_argument("--supersample", type=int, default=1, help="sub-pixels per pixel side of the fit's model")
+    parser.add_argument("--no-adaptive", action="store_true",
+                        help="render every pixel at its centre (or --supersample), none finely")
+    parser.add_argument("--sim-supersample", type=int, default=9, help="sub-pixels per side of the simulated images")
     parser.add_argument("--tag", default="", help="appended to the results' file name")
     parser.add_argument("--source", choices=("sersic", "real"), default="sersic",
                         help="Sersic sources, or real galaxies (the Hubble deep field's test split) the fit's Sersic "
@@ -310,7 +326,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     result = run(args.num, args.seed, args.pixel_scale, args.restarts, args.max_iter, args.mcmc, args.lenstronomy,
-                 not args.no_prior, args.prior_width, args.source, args.supersample)
+                 not args.no_prior, args.prior_width, args.source, args.supersample, not args.no_adaptive,
+                 args.sim_supersample)
     result["tag"] = args.tag
     print(write(result, " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())).read_text())
     return result

@@ -26,7 +26,7 @@ squashed radially into a disc, centres free.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import torch
@@ -40,10 +40,10 @@ from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
-__all__ = ["FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData", "ModelSpec",
-           "chi_square", "chi_square_at", "lens_to_physical", "lens_to_unconstrained", "linear_solve",
-           "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays", "traced_coordinates",
-           "unit_images"]
+__all__ = ["ADAPTIVE_FACTOR", "FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData",
+           "ModelSpec", "adaptive_pixels", "chi_square", "chi_square_at", "lens_to_physical", "lens_to_unconstrained",
+           "linear_solve", "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays",
+           "traced_coordinates", "unit_images"]
 
 #: Mass models: the SIE, the power-law ellipsoid with its slope free, or none (an unlensed model).
 MASS_MODELS = ("sie", "epl", "none")
@@ -62,6 +62,12 @@ _U_BOX = 30.0
 #: Core of the fitted SIE in pixels (:func:`lensnet.lensing.sie.sie_deflection`): the deflection differs from
 #: the SIE's by less than 1e-5 of a pixel, and its gradient stays finite at a sample on the lens centre.
 _CORE = 1e-5
+#: Adaptive supersampling (:func:`adaptive_pixels`): sub-pixels per side of the pixels rendered finely...
+ADAPTIVE_FACTOR = 4
+#: ...those whose pixel-centre value is off the pixel average by more than this many sigma of the pixel...
+ADAPTIVE_THRESHOLD = 0.05
+#: ...at most this fraction of the image.
+ADAPTIVE_MAX_FRACTION = 0.1
 
 
 @dataclass
@@ -80,6 +86,10 @@ class ImageData:
         PSF kernel of each image on its pixel grid, unit sum.
     grid : PixelGrid
         Pixel grid of the images (H = W = n_pix).
+    supersampled : Tensor of int64, (B, K), optional
+        Flat indices (row * W + column) of the pixels a model renders as the average of
+        :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR` sub-pixels (:func:`adaptive_pixels`); the others are
+        rendered at their centre (or ``supersample``'s sub-pixels).
     """
 
     image: torch.Tensor
@@ -87,6 +97,7 @@ class ImageData:
     mask: torch.Tensor
     psf: torch.Tensor
     grid: PixelGrid
+    supersampled: torch.Tensor | None = None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -95,11 +106,12 @@ class ImageData:
 
     def take(self, index: torch.Tensor) -> "ImageData":
         """The images at ``index`` (restarts repeat a lens)."""
-        return ImageData(self.image[index], self.sigma[index], self.mask[index], self.psf[index], self.grid)
+        return ImageData(self.image[index], self.sigma[index], self.mask[index], self.psf[index], self.grid,
+                         None if self.supersampled is None else self.supersampled[index])
 
     def to(self, dtype: torch.dtype) -> "ImageData":
         """The same data with its floating-point tensors in ``dtype``."""
-        return ImageData(self.image.to(dtype), self.sigma.to(dtype), self.mask, self.psf.to(dtype), self.grid)
+        return replace(self, image=self.image.to(dtype), sigma=self.sigma.to(dtype), psf=self.psf.to(dtype))
 
 
 def _squash(a: torch.Tensor, b: torch.Tensor, bound: float = _MAX_E) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,21 +334,73 @@ class ModelSpec:
     def unit_images(self, p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
         """PSF-blurred images (B, L, H, W) of unit-amplitude light profiles for physical parameters ``p``
         (B, n_params): the source first (lensed), then each lens-light component; flux per pixel."""
+        return convolve(self.pixel_brightness(p, data, supersample) * data.grid.pixel_scale ** 2, data.psf)
+
+    def pixel_brightness(self, p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
+        """Unit-amplitude surface brightness (B, L, H, W) of each light profile, unblurred: averaged over
+        ``supersample`` x ``supersample`` sub-pixels, and over :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR`
+        in the pixels ``data.supersampled``."""
         x, y = data.grid.coordinates(supersample, device=p.device, dtype=p.dtype)
+        sb = self.surface_brightness(p, x, y, data.grid.pixel_scale)
+        if supersample > 1:
+            sb = F.avg_pool2d(sb, supersample)
+        if data.supersampled is None:
+            return sb
+        x, y = _subpixels(data, ADAPTIVE_FACTOR, p.dtype)
+        fine = self.surface_brightness(p, x, y, data.grid.pixel_scale).mean(-1)  # (B, L, K)
+        index = data.supersampled[:, None].expand(-1, sb.shape[1], -1)
+        return sb.flatten(2).scatter(2, index, fine).reshape(sb.shape)
+
+    def surface_brightness(self, p: torch.Tensor, x: torch.Tensor, y: torch.Tensor, pixel_scale: float
+                           ) -> torch.Tensor:
+        """Unit-amplitude surface brightness (B, L, ...) of each light profile at image-plane positions x, y
+        ((H, W) or (B, H, W), arcsec)."""
         one = torch.ones_like(p[:, 0])
         profiles = []
         if self.source:
-            bx, by = self.trace(p, x, y, data.grid.pixel_scale)
+            bx, by = self.trace(p, x, y, pixel_scale)
             profiles.append(sersic_profile(bx, by, one, *self.block(p, "source").unbind(1)))
         if self.n_light:
             light = self.block(p, "light")
             for k in range(self.n_light):
                 r, n, e1, e2 = light[:, 2 + 4 * k: 6 + 4 * k].unbind(1)
                 profiles.append(sersic_profile(x, y, one, r, n, e1, e2, light[:, 0], light[:, 1]))
-        sb = torch.stack(profiles, 1)
-        # Pixel averages of the surface brightness, times the pixel area: flux per pixel.
-        sky = (F.avg_pool2d(sb, supersample) if supersample > 1 else sb) * data.grid.pixel_scale ** 2
-        return convolve(sky, data.psf)
+        return torch.stack(profiles, 1)
+
+
+def _subpixels(data: ImageData, factor: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, K, factor^2) in arcsec of the sub-pixel centres of the pixels ``data.supersampled``."""
+    x, y = data.grid.coordinates(1, device=data.supersampled.device, dtype=dtype)
+    step = data.grid.pixel_scale / factor
+    offset = (torch.arange(factor, device=x.device, dtype=dtype) - (factor - 1) / 2) * step
+    oy, ox = torch.meshgrid(offset, offset, indexing="ij")
+    return (x.flatten()[data.supersampled][..., None] + ox.flatten(),
+            y.flatten()[data.supersampled][..., None] + oy.flatten())
+
+
+def adaptive_pixels(spec: "ModelSpec", p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
+    """The pixels (B, K) whose model, at parameters ``p``, needs finer sampling: those where the best model's
+    unblurred brightness at ``supersample``'s sub-pixels differs from its average over
+    :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR` sub-pixels by more than :data:`ADAPTIVE_THRESHOLD` of the
+    pixel's sigma (a lens light's cusp, a compact source's arcs), at most :data:`ADAPTIVE_MAX_FRACTION` of the
+    image, most discrepant first; K is the batch's largest count (a lens with fewer gets its next most
+    discrepant pixels too). For :attr:`ImageData.supersampled`: a tenth of an image at 4 x 4 sub-pixels adds
+    1.6 images' worth of evaluations, where all of it would add 15.
+
+    lenstronomy's adaptive mode (``kwargs_numerics["compute_mode"] = "adaptive"``) does the same with pixels
+    chosen by hand.
+    """
+    with torch.no_grad():
+        coarse = replace(data, supersampled=None)
+        amplitude, _ = linear_solve(spec.unit_images(p, coarse, supersample), coarse)
+        x, y = data.grid.coordinates(ADAPTIVE_FACTOR, device=p.device, dtype=p.dtype)
+        fine = F.avg_pool2d(spec.surface_brightness(p, x, y, data.grid.pixel_scale), ADAPTIVE_FACTOR)
+        error = (amplitude[:, :, None, None] * (fine - spec.pixel_brightness(p, coarse, supersample))).sum(1)
+        score = torch.where(data.mask, 0.0, error.abs() * data.grid.pixel_scale ** 2 / data.sigma.clamp_min(1e-30))
+        score = score.flatten(1)
+        most = int(ADAPTIVE_MAX_FRACTION * score.shape[1])
+        count = int((score > ADAPTIVE_THRESHOLD).sum(1).max().clamp(1, most))
+        return score.topk(count, dim=1).indices
 
 
 #: The model of a fit with no options: an SIE lensing a Sérsic source.
