@@ -10,12 +10,19 @@ from lensnet.conventions import (
     PARAM_NAMES,
     PARAM_UNITS,
     LensParams,
+    autolens_to_params,
     e1e2_to_paper,
     e1e2_to_qphi,
     paper_to_e1e2,
+    paper_to_params,
+    params_to_autolens,
+    params_to_paper,
+    position_angle,
     qphi_to_e1e2,
 )
+from lensnet.errors import LensnetShapeError
 from lensnet.lensing.grid import PixelGrid
+from lensnet.lensing.sie import sie_convergence
 
 
 def _qphi(n=200, seed=0):
@@ -137,3 +144,62 @@ def test_documented_pixel_convention():
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     np.testing.assert_allclose(x.numpy(), (j - (n - 1) / 2) * scale, rtol=0, atol=1e-15)
     np.testing.assert_allclose(y.numpy(), (i - (n - 1) / 2) * scale, rtol=0, atol=1e-15)
+
+
+def _autolens_convergence(x, y, centre, ell_comps, einstein_radius):
+    """kappa of PyAutoLens's Isothermal written from its documentation: theta_E^AL / ((1 + q) R_ell), with
+    R_ell = sqrt(x'^2 + y'^2 / q^2) in the frame of the major axis, ell_comps = (fac sin 2phi, fac cos 2phi)."""
+    fac = torch.sqrt(ell_comps[:, 0] ** 2 + ell_comps[:, 1] ** 2)
+    q = (1 - fac) / (1 + fac)
+    phi = torch.atan2(ell_comps[:, 0], ell_comps[:, 1]) / 2
+    dx, dy = x - centre[:, 1, None], y - centre[:, 0, None]
+    xr = dx * torch.cos(phi)[:, None] + dy * torch.sin(phi)[:, None]
+    yr = -dx * torch.sin(phi)[:, None] + dy * torch.cos(phi)[:, None]
+    return einstein_radius[:, None] / ((1 + q[:, None]) * torch.sqrt(xr ** 2 + yr ** 2 / q[:, None] ** 2))
+
+
+def test_autolens_parameters_give_the_same_convergence_and_round_trip():
+    params = torch.tensor([[1.2, 0.1, -0.2, 0.05, -0.1], [0.7, -0.3, 0.05, -0.2, 0.3]], dtype=torch.float64)
+    autolens = params_to_autolens(params)
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64).repeat(2, 1)
+    y = torch.linspace(1.5, -1.0, 9, dtype=torch.float64).repeat(2, 1)
+    ours = sie_convergence(x[:, :, None], y[:, :, None], *params.unbind(1))[..., 0]
+    theirs = _autolens_convergence(x, y, **autolens)
+    assert torch.allclose(ours, theirs, rtol=1e-10)
+    assert torch.allclose(autolens_to_params(**autolens), params, atol=1e-12)
+    with pytest.raises(LensnetShapeError, match="centre"):
+        autolens_to_params(torch.zeros(2), torch.zeros(2, 2), torch.ones(2))
+
+
+def test_paper_parameters_round_trip():
+    params = torch.tensor([[1.2, 0.1, -0.2, 0.05, -0.1]], dtype=torch.float64)
+    paper = params_to_paper(params)
+    assert paper[0, 0] == params[0, 0] and torch.equal(paper[:, 3:], params[:, 3:])
+    assert torch.allclose(paper_to_params(paper), params, atol=1e-12)
+    flipped = paper.clone()
+    flipped[:, 1:3] *= -1
+    assert torch.allclose(paper_to_params(flipped), params, atol=1e-12)
+    with pytest.raises(LensnetShapeError):
+        params_to_paper(torch.zeros(3))
+
+
+@pytest.mark.parametrize("rotation_deg", [0.0, 30.0, -75.0, 160.0])
+@pytest.mark.parametrize("flip", [False, True])
+def test_position_angle_on_rotated_and_flipped_wcs(rotation_deg, flip):
+    """Build the CD matrix of an image rotated by ``rotation_deg`` (north rotated counter-clockwise from +y),
+    east left (or right when flipped); an axis at PA on the sky drawn on that image comes back as PA."""
+    s = 0.05 / 3600
+    r = math.radians(rotation_deg)
+    # Pixel direction of north and of east on the image.
+    north = torch.tensor([-math.sin(r), math.cos(r)], dtype=torch.float64)
+    east = torch.tensor([-math.cos(r), -math.sin(r)], dtype=torch.float64) * (-1 if flip else 1)
+    cd = torch.linalg.inv(torch.stack([east, north], 1)) * s  # pixel offsets -> (east, north)
+    for pa in (0.0, 20.0, 90.0, 135.0):
+        direction = math.sin(math.radians(pa)) * east + math.cos(math.radians(pa)) * north
+        phi = torch.atan2(direction[1], direction[0])
+        got = float(position_angle(phi, cd))
+        assert min(abs(got - pa), 180 - abs(got - pa)) < 1e-9
+    # North up, east left: an axis along the rows is at 0 degrees, along the columns at 90.
+    plain = torch.diag(torch.tensor([-s, s], dtype=torch.float64))
+    assert float(position_angle(torch.tensor(math.pi / 2, dtype=torch.float64), plain)) == pytest.approx(0.0, abs=1e-9)
+    assert float(position_angle(torch.tensor(0.0, dtype=torch.float64), plain)) == pytest.approx(90.0)

@@ -310,7 +310,12 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
     return a, b
 
 
-def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, overwrite: bool) -> str:
+def _hdu(text: str | None) -> int | str | None:
+    """An --hdu value: an index (digits), an EXTNAME, or None (lensnet's choice)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else text
+
+
+def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool) -> str:
     """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits."""
     from pathlib import Path
 
@@ -320,7 +325,7 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
         raise click.UsageError("--deblend takes one input FITS file (the first band)")
     sersic = deblend_with == "sersic"
     deblended = deblend_fits(inputs[0], None if sersic else deblend_with, method="sersic" if sersic else "ica",
-                             hdu=int(hdu) if hdu.isdigit() else hdu, pixel_scale=pixel_scale)
+                             hdu=_hdu(hdu), pixel_scale=pixel_scale)
     stem = Path(output).with_suffix("")
     arcs, figure = write_deblended(deblended, f"{stem}_arcs.fits", f"{stem}_arcs.png", overwrite=overwrite)
     click.echo(f"{deblended.summary}; wrote {arcs} and {figure}")
@@ -329,12 +334,19 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str, pixel_scale, ov
 
 #: Options of how FITS inputs are read, shared by `predict` and `refine`.
 _INPUT_OPTIONS = (
-    click.option("--hdu", default="0", show_default=True, help="HDU of each file: an index or EXTNAME."),
-    click.option("--pixel-scale", type=float, help="arcsec/pixel of every input [from the WCS, else PIXSCALE]."),
+    click.option("--hdu", help="HDU of each file: an index or EXTNAME [SCI, else the first image that is not a "
+                               "noise, weight, PSF or mask map]."),
+    click.option("--plane", type=click.IntRange(0), help="Plane of each file's image cube (N, H, W) [2-D images]."),
+    click.option("--pixel-scale", type=click.FloatRange(0, min_open=True),
+                 help="arcsec/pixel of every input [from the WCS, else PIXSCALE]."),
     click.option("--center", help="Cutout centre X,Y in 0-based pixels [each image's centre]."),
     click.option("--mask", type=click.Path(exists=True, dir_okay=False),
                  help="FITS image, non-zero where pixels must be ignored."),
-    click.option("--cosmic-rays", is_flag=True, help="Mask cosmic rays with L.A.Cosmic (astroscrappy)."),
+    click.option("--cosmic-rays/--no-cosmic-rays", default=None,
+                 help="Mask cosmic rays with L.A.Cosmic (astroscrappy) [where the header does not say the image "
+                      "combines several exposures: NCOMBINE, NDRIZIM, COMBINET]."),
+    click.option("--keep-neighbours", is_flag=True,
+                 help="Leave companions, stars and foreground galaxies beyond 2.5\" of the centre unmasked."),
 )
 #: Options of the likelihood fit, shared by `predict --refine` and `refine`.
 _FIT_OPTIONS = (
@@ -397,7 +409,8 @@ def _with_options(*groups):
 @_with_options(_FIT_OPTIONS)
 @click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
-def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_center, mask, cosmic_rays, symmetrize,
+def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center, sky_center, mask, cosmic_rays,
+            keep_neighbours, symmetrize,
             deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf, psf_fwhm,
             noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_systematic_floor, no_prior, restarts, max_iter, source_model, n_side,
             figures, overwrite, no_progress_bar):
@@ -420,12 +433,16 @@ def predict(inputs, output, weights, checkpoint, hdu, pixel_scale, center, sky_c
     fit_files = fit_hdu = None
     if deblend_with:
         if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
-            fit_files, fit_hdu = list(inputs), int(hdu) if hdu.lstrip("-").isdigit() else hdu
+            fit_files, fit_hdu = list(inputs), _hdu(hdu)
+        if plane is not None:
+            raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
         inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite)]
         hdu = "0"
-    options = dict(hdu=int(hdu) if hdu.lstrip("-").isdigit() else hdu, pixel_scale=pixel_scale,
+    if center and sky_center:
+        raise click.UsageError("give the cutout centre in pixels (--center) or on the sky (--sky-center), not both")
+    options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
                    center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
-                   cosmic_rays=cosmic_rays)
+                   cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
     distributed = devices != "1" or num_nodes > 1  # Lightning resolves 'auto' and counts
     predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if distributed else device)
     if distributed:
@@ -482,10 +499,11 @@ def refine(ctx, **options):
               help="FITS file: arcs (primary, the input's header and WCS), LENS and MASK extensions.")
 @click.option("--method", type=click.Choice(["ica", "sersic"]), default=None,
               help="ica: two bands (the paper's); sersic: fit and subtract a Sérsic lens light [ica with two bands].")
-@click.option("--hdu", default="0", show_default=True, help="HDU of the image in each file.")
+@click.option("--hdu", help="HDU of the image in each file [SCI, else the first image HDU].")
 @click.option("--psf1", type=click.Path(exists=True, dir_okay=False), help="PSF of BAND1 [its PSF HDU, if any].")
 @click.option("--psf2", type=click.Path(exists=True, dir_okay=False), help="PSF of BAND2 [its PSF HDU, if any].")
-@click.option("--pixel-scale", type=float, help="arcsec/pixel [from the WCS, else PIXSCALE].")
+@click.option("--pixel-scale", type=click.FloatRange(0, min_open=True),
+              help="arcsec/pixel [from the WCS, else PIXSCALE].")
 @click.option("--figure", type=click.Path(dir_okay=False), help="PNG of the inputs, the separated images and the arcs.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
 def deblend(band1, band2, output, method, hdu, psf1, psf2, pixel_scale, figure, overwrite):
@@ -493,7 +511,7 @@ def deblend(band1, band2, output, method, hdu, psf1, psf2, pixel_scale, figure, 
     from lensnet.deblend.files import deblend_fits, write_deblended
 
     method = method or ("ica" if band2 else "sersic")
-    deblended = deblend_fits(band1, band2, method=method, hdu=int(hdu) if hdu.isdigit() else hdu, psf1=psf1,
+    deblended = deblend_fits(band1, band2, method=method, hdu=_hdu(hdu), psf1=psf1,
                              psf2=psf2, pixel_scale=pixel_scale)
     click.echo(deblended.summary)
     for path in write_deblended(deblended, output, figure, overwrite=overwrite):

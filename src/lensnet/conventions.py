@@ -17,7 +17,14 @@ Written down once here and tested everywhere:
   (row, column) is centred at x = (j - (N - 1) / 2) * scale, y = (i - (N - 1) / 2) * scale.
 - **The paper's convention** (Hezaveh et al. 2017, released code): ellipticity targets
   (1 - q) * (cos a, sin a) with a single angle a = 2 phi, so (eps_x, eps_y) and (-eps_x, -eps_y) are
-  taken as the same lens; :func:`paper_to_e1e2` therefore takes the sign that is given.
+  taken as the same lens; :func:`paper_to_e1e2` therefore takes the sign that is given. Its theta_E is
+  lenstronomy's (:func:`params_to_paper`, :func:`paper_to_params`).
+- **PyAutoLens's convention** (``al.mp.Isothermal``): ``centre = (y, x)``, ``ell_comps = (e2, e1)`` (the same
+  (1 - q)/(1 + q) exp(2 i phi), phi counter-clockwise from +x, listed y first), and an Einstein radius
+  normalised by kappa = theta_E^AL / ((1 + q) sqrt(x'^2 + y'^2 / q^2)), so theta_E = theta_E^AL 2 sqrt(q) / (1 + q)
+  (:func:`params_to_autolens`, :func:`autolens_to_params`).
+- **On the sky**, a position angle is east of north, 0-180 degrees; :func:`position_angle` turns phi into
+  one with the image's WCS.
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ __all__ = [
     "e1e2_to_qphi",
     "e1e2_to_paper",
     "paper_to_e1e2",
+    "params_to_paper",
+    "paper_to_params",
+    "params_to_autolens",
+    "autolens_to_params",
+    "position_angle",
 ]
 
 #: Column order of every (B, 5) target or prediction tensor.
@@ -92,6 +104,72 @@ def paper_to_e1e2(eps_x: torch.Tensor, eps_y: torch.Tensor) -> tuple[torch.Tenso
     """
     one_minus_q = torch.sqrt(eps_x**2 + eps_y**2)
     return qphi_to_e1e2(1 - one_minus_q, torch.atan2(eps_y, eps_x) - math.pi / 2)
+
+
+def params_to_paper(params: torch.Tensor) -> torch.Tensor:
+    """lensnet's (B, 5) ``theta_E, e1, e2, center_x, center_y`` to the paper's ``theta_E, eps_x, eps_y, x, y``
+    (:func:`e1e2_to_paper`; theta_E and the centre are the same)."""
+    params = _checked_params(params)
+    eps_x, eps_y = e1e2_to_paper(params[:, 1], params[:, 2])
+    return torch.stack([params[:, 0], eps_x, eps_y, params[:, 3], params[:, 4]], 1)
+
+
+def paper_to_params(paper: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`params_to_paper` (either sign of (eps_x, eps_y))."""
+    paper = _checked_params(paper, "paper")
+    e1, e2 = paper_to_e1e2(paper[:, 1], paper[:, 2])
+    return torch.stack([paper[:, 0], e1, e2, paper[:, 3], paper[:, 4]], 1)
+
+
+def params_to_autolens(params: torch.Tensor) -> dict[str, torch.Tensor]:
+    """lensnet's (B, 5) SIE parameters to PyAutoLens's ``Isothermal(centre, ell_comps, einstein_radius)``:
+    ``centre`` (B, 2) as (y, x), ``ell_comps`` (B, 2) as (e2, e1), ``einstein_radius`` (B,) =
+    theta_E (1 + q) / (2 sqrt(q)) (the module docstring)."""
+    params = _checked_params(params)
+    q, _ = e1e2_to_qphi(params[:, 1], params[:, 2])
+    return {"centre": params[:, [4, 3]], "ell_comps": params[:, [2, 1]],
+            "einstein_radius": params[:, 0] * (1 + q) / (2 * torch.sqrt(q))}
+
+
+def autolens_to_params(centre: torch.Tensor, ell_comps: torch.Tensor, einstein_radius: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`params_to_autolens`: (B, 5) lensnet parameters."""
+    centre, ell_comps = torch.as_tensor(centre), torch.as_tensor(ell_comps)
+    einstein_radius = torch.as_tensor(einstein_radius, dtype=centre.dtype)
+    for name, value in (("centre", centre), ("ell_comps", ell_comps)):
+        if value.ndim != 2 or value.shape[1] != 2:
+            raise LensnetShapeError(name, value.shape, "(B, 2), y first")
+    e2, e1 = ell_comps.unbind(1)
+    q, _ = e1e2_to_qphi(e1, e2)
+    theta_e = einstein_radius * 2 * torch.sqrt(q) / (1 + q)
+    return torch.stack([theta_e, e1, e2, centre[:, 1], centre[:, 0]], 1)
+
+
+def position_angle(phi: torch.Tensor, pixel_to_sky) -> torch.Tensor:
+    """Position angle east of north, in degrees in [0, 180), of an axis at angle ``phi`` (radians,
+    counter-clockwise from the image's +x, :mod:`lensnet.conventions`' frame).
+
+    ``pixel_to_sky`` (2, 2) or (B, 2, 2) is the WCS's linear map from pixel offsets (x along columns, y along
+    rows, FITS order) to (xi, eta), the offsets east and north on the sky (FITS CD matrix, or PC times CDELT;
+    astropy's ``WCS.pixel_scale_matrix``); any rotation and flip of the image is taken into account. On an
+    image with north up and east left (CD = diag(-s, s)) an axis along the rows is at 0 degrees, one along
+    the columns at 90.
+    """
+    phi = torch.as_tensor(phi)
+    matrix = torch.as_tensor(pixel_to_sky, dtype=phi.dtype if phi.is_floating_point() else torch.float64)
+    if matrix.shape[-2:] != (2, 2):
+        raise LensnetShapeError("pixel_to_sky", matrix.shape, "(2, 2) or (B, 2, 2), the WCS's CD matrix")
+    dx, dy = torch.cos(phi), torch.sin(phi)
+    east = matrix[..., 0, 0] * dx + matrix[..., 0, 1] * dy
+    north = matrix[..., 1, 0] * dx + matrix[..., 1, 1] * dy
+    pa = torch.rad2deg(torch.atan2(east, north)) % 180.0
+    return torch.where(pa > 180.0 - 1e-9, pa - 180.0, pa)  # -1e-17 degrees is 0, not 180
+
+
+def _checked_params(params: torch.Tensor, name: str = "params") -> torch.Tensor:
+    params = torch.as_tensor(params)
+    if params.ndim != 2 or params.shape[1] != len(PARAM_NAMES):
+        raise LensnetShapeError(name, params.shape, f"(B, {len(PARAM_NAMES)})")
+    return params
 
 
 @dataclass(frozen=True)

@@ -137,3 +137,42 @@ def test_two_processes_give_the_catalogue_of_one(lens_files, tmp_path):
     for name in (*PARAM_NAMES, "ra", "dec"):
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
     assert not list(tmp_path.glob("*.part*.json"))
+
+
+@pytest.mark.parametrize("transform", ["rot90", "flip"])
+def test_position_angle_and_sky_centre_follow_a_rotated_or_flipped_wcs(predictor, lens_files, tmp_path, transform):
+    """The same sky, stored rotated by 90 degrees or mirrored, with the WCS that says so: the symmetrised network
+    (exactly equivariant under these) gives another phi in the pixel frame, but the same pa east of north."""
+    paths, _ = lens_files
+    with fits.open(paths[0]) as hdul:
+        frame, header = hdul[0].data, hdul[0].header
+    w = WCS(header)
+    height, width = frame.shape
+    (cx, cy), cd = w.wcs.crpix, w.pixel_scale_matrix
+    if transform == "rot90":  # new (x', y') shows old (W - 1 - y', x')
+        image, m, crpix, center = np.rot90(frame), np.array([[0, -1], [1, 0]]), [cy, width - cx + 1], (89.5, 99.5)
+    else:  # new (x', y') shows old (W - 1 - x', y')
+        image, m, crpix, center = frame[:, ::-1], np.array([[-1, 0], [0, 1]]), [width - cx + 1, cy], (99.5, 89.5)
+    turned = WCS(naxis=2)
+    turned.wcs.ctype, turned.wcs.crval, turned.wcs.crpix, turned.wcs.cd = w.wcs.ctype, w.wcs.crval, crpix, cd @ m
+    path = tmp_path / f"{transform}.fits"
+    fits.PrimaryHDU(np.ascontiguousarray(image), header=turned.to_header()).writeto(path)
+    original = predictor.predict_fits(paths[:1], center=(99.5, 89.5), symmetrize=True, progress=False)[0]
+    stored = predictor.predict_fits([path], center=center, symmetrize=True, progress=False)[0]
+    assert abs(stored["phi"] - original["phi"]) > 10  # the pixel frame's angle changed...
+    difference = abs(stored["pa"] - original["pa"]) % 180
+    assert min(difference, 180 - difference) < 1.0  # ...the sky's did not
+    assert (stored["ra"], stored["dec"]) == pytest.approx((original["ra"], original["dec"]), abs=0.1 * 0.05 / 3600)
+
+
+def test_any_flux_unit_gives_the_same_estimate_and_a_constant_image_is_an_error(predictor, lens_files, tmp_path):
+    paths, _ = lens_files
+    with fits.open(paths[0]) as hdul:
+        frame, header = hdul[0].data.astype(np.float64), hdul[0].header
+    scaled, constant = tmp_path / "scaled.fits", tmp_path / "constant.fits"
+    fits.PrimaryHDU((frame * 1e-8).astype(np.float32), header=header).writeto(scaled)
+    fits.PrimaryHDU(np.full_like(frame, 3.0, dtype=np.float32), header=header).writeto(constant)
+    table = predictor.predict_fits([paths[0], scaled, constant], center=(99.5, 89.5), progress=False)
+    for name in PARAM_NAMES:
+        assert table[name][1] == pytest.approx(table[name][0], abs=1e-4), name
+    assert "holds no signal: every valid pixel is 3" in table["error"][2]

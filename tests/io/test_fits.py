@@ -9,7 +9,7 @@ from astropy.table import Table
 
 import lensnet
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError
-from lensnet.io.fits import FitsWarning, read_image, read_image_hdus, write_image, write_table
+from lensnet.io.fits import FitsWarning, read_image, read_image_hdu, read_image_hdus, write_image, write_table
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_read_errors_name_the_file(tmp_path, image):
     truncated.write_bytes(good.read_bytes()[:5000])
     with pytest.raises(LensnetIOError, match="truncated.fits"):
         read_image(truncated)
-    with pytest.raises(LensnetIOError, match=r"1 HDU\(s\); ext=3"):
+    with pytest.raises(LensnetIOError, match=r"1 HDU\(s\); hdu=3"):
         read_image(good, ext=3)
 
 
@@ -140,5 +140,45 @@ def test_read_image_hdus_opens_once_and_names_missing_hdus(tmp_path, image):
     fits.HDUList([fits.PrimaryHDU(image), fits.ImageHDU(2 * image)]).writeto(path)
     first, second = read_image_hdus(path, [0, 1])
     np.testing.assert_array_equal(second, 2 * first)
-    with pytest.raises(LensnetIOError, match=r"2 HDU\(s\); ext=5"):
+    with pytest.raises(LensnetIOError, match=r"2 HDU\(s\); hdu=5"):
         read_image_hdus(path, [0, 5])
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ([("", None), ("SCI", "image"), ("WHT", "map"), ("CTX", "map")], "SCI"),  # HST drizzled
+    ([("", None), ("SCI", "image"), ("ERR", "map"), ("DQ", "map")], "SCI"),  # HST flt
+    ([("", None), ("VIS_RMS", "map"), ("VIS_FLUX", "image"), ("VIS_PSF", "small")], "VIS_FLUX"),  # Euclid cutout
+    ([("", "image"), ("ERR", "map")], "0"),  # a plain primary image
+    ([("", None), ("WHT", "map"), ("", "image")], "2"),  # an unnamed image after a weight map
+])
+def test_the_image_hdu_is_found_by_name_and_role(tmp_path, image, layout, expected):
+    arrays = {"image": image, "map": np.ones_like(image), "small": np.ones((5, 5), np.float32), None: None}
+    hdus = [fits.PrimaryHDU(arrays[layout[0][1]])] + [fits.ImageHDU(arrays[kind], name=name or None)
+                                                      for name, kind in layout[1:]]
+    path = tmp_path / "layout.fits"
+    fits.HDUList(hdus).writeto(path)
+    data, _, where = read_image_hdu(path, None)
+    np.testing.assert_array_equal(data, image)
+    assert where == f"{path}[{expected}]"
+
+
+def test_empty_primary_names_the_image_hdus_and_cubes_need_a_plane(tmp_path, image):
+    path = tmp_path / "drizzled.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, name="SCI")]).writeto(path)
+    with pytest.raises(LensnetIOError, match=r"holds no data; its image HDUs: 1 \(SCI\) \(choose one with --hdu\)"):
+        read_image_hdu(path, 0)
+    single = _write_raw(tmp_path / "single.fits", image[None])
+    np.testing.assert_array_equal(read_image_hdu(single, None)[0], image)  # (1, H, W): the axis is dropped
+    stack = np.stack([image, 2 * image, 3 * image])
+    cube = _write_raw(tmp_path / "cube3.fits", stack)
+    with pytest.raises(LensnetIOError, match="--plane"):
+        read_image_hdu(cube, None)
+    with pytest.raises(LensnetShapeError, match="--plane"):
+        read_image_hdu(cube, 0)
+    data, _, where = read_image_hdu(cube, None, plane=2)
+    np.testing.assert_array_equal(data, 3 * image)
+    assert where.endswith("[0, plane 2]")
+    with pytest.raises(LensnetValueError, match="plane 3 does not exist, the cube has planes 0-2"):
+        read_image_hdu(cube, 0, plane=3)
+    with pytest.raises(LensnetValueError, match="not a cube"):
+        read_image_hdu(single, None, plane=1)

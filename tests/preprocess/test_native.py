@@ -106,7 +106,7 @@ def test_hst_err_hdu_is_the_noise_and_dq_pixels_are_masked(tmp_path):
     path = _hst(tmp_path)
     cut = read_native(path, side_arcsec=1.5, psf_fwhm=0.1)
     assert isinstance(cut, NativeCutout)
-    assert cut.noise_source == "ERR HDU" and cut.where == f"{path}[1]" and cut.pixel_scale == pytest.approx(0.05)
+    assert cut.noise_source == "ERR HDU" and cut.where == f"{path}[SCI]" and cut.pixel_scale == pytest.approx(0.05)
     assert cut.image.shape == cut.sigma.shape == cut.mask.shape == (31, 31)  # ceil(30) made odd
     # The image centre (29.5, 29.5) rounds up to pixel (30, 30); the cutout spans file pixels 15..45.
     sci = fits.getdata(path, "SCI").astype(np.float64)
@@ -164,7 +164,7 @@ def test_sky_rms_plus_poisson_from_exptime_or_gain(tmp_path):
 def test_euclid_layout_rms_psf_and_no_data_region(tmp_path):
     cut = read_native(_euclid(tmp_path), side_arcsec=3.0)
     assert cut.noise_source == "VIS_RMS HDU" and cut.psf_source == "VIS_PSF HDU"
-    assert cut.where.endswith("[3]") and cut.image.shape == (31, 31)
+    assert cut.where.endswith("[VIS_FLUX]") and cut.image.shape == (31, 31)
     # File rows and columns 5..35 around the centre pixel (20, 20): columns 5..9 of the file have no data.
     assert cut.mask[:, :5].all() and cut.mask[15, 20]  # 1e16, and the absurd rms at file (20, 25)
     assert cut.mask.sum() == 31 * 5 + 1 and np.all(cut.sigma[~cut.mask] == np.float32(0.004))
@@ -236,15 +236,17 @@ def test_noise_map_of_another_shape_names_both_shapes(tmp_path):
 
 def test_user_masks_cosmic_rays_and_unreadable_files(tmp_path):
     data = _sky_image(40)
-    data[22, 17] += 5.0  # a one-pixel hit
+    data[27, 13] += 5.0  # a one-pixel hit on the sky (one on the blob is left to the fit's clipping)
     path = _plain(tmp_path, data=data)
-    assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, cosmic_rays=True).mask[12, 7]
+    assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, cosmic_rays=True).mask[17, 3]
     user = np.zeros((40, 40), bool)
     user[20, 20] = True
     assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=user).mask[10, 10]
     mask_file = tmp_path / "mask.fits"
     fits.PrimaryHDU(user.astype(np.uint8)).writeto(mask_file)
-    assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=mask_file).mask.sum() == 1
+    # The hit is masked by default too (the header does not say the image combines exposures), and the user's pixel.
+    assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=mask_file).mask.sum() == 2
+    assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=mask_file, cosmic_rays=False).mask.sum() == 1
     with pytest.raises(LensnetShapeError, match=r"mask.*\(3, 3\).*\(40, 40\)"):
         read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=np.zeros((3, 3), bool))
     junk = tmp_path / "junk.fits"

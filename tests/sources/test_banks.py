@@ -81,7 +81,7 @@ def test_cosmos_catalogue_errors(tmp_path):
     with pytest.raises(LensnetIOError, match="no PIXEL_SCALE column"):
         galsim_cosmos_bank(tmp_path / "cat.fits")
     Table({"IDENT": [1, 2], "GAL_FILENAME": ["gals.fits"] * 2, "GAL_HDU": [0, 7]}).write(tmp_path / "badhdu.fits")
-    with pytest.raises(LensnetIOError, match=r"rows \[0, 1\].*2 HDU\(s\); ext=7"):
+    with pytest.raises(LensnetIOError, match=r"rows \[0, 1\].*2 HDU\(s\); hdu=7"):
         galsim_cosmos_bank(tmp_path / "badhdu.fits", pixel_scale=0.05)
     Table({"GAL_FILENAME": ["missing.fits"], "GAL_HDU": [0]}).write(tmp_path / "nofile.fits")
     with pytest.raises(LensnetIOError, match="missing.fits does not exist"):

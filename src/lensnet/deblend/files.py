@@ -1,9 +1,9 @@
 """Deblending FITS files: ``lensnet deblend`` and ``lensnet predict --deblend``.
 
-Each input is an image HDU (``hdu``, default the primary). A file may carry its PSF in an HDU named
-``PSF`` and its 1-sigma noise map in one named ``NOISE``; they are used unless other PSF files are given.
-The output FITS file holds the arcs in the primary HDU, with the first input's header (WCS included), and
-the lens light (``LENS``) and the pixels to mask when estimating the lens (``MASK``: a disc on the lens
+Each input is an image HDU (``hdu``; by default the one named SCI, else the first image). A file may carry
+its PSF in an HDU named ``PSF`` and its 1-sigma noise map in one named ``NOISE``; they are used unless other
+PSF files are given. The output FITS file holds the arcs in the primary HDU, with the first input's header (WCS
+included), and the lens light (``LENS``) and the pixels to mask when estimating the lens (``MASK``: a disc on the lens
 centre, where lens light is left (0.2", or for the Sérsic method out to where its residuals stop), cosmic
 rays and invalid pixels) in extensions; ``lensnet predict``
 applies a file's ``MASK`` HDU.
@@ -23,7 +23,7 @@ from lensnet.deblend.sersic_fit import fit_lens_light
 from lensnet.errors import LensnetValueError
 from lensnet.io.atomic import check_writable
 from lensnet.io.fits import provenance_cards, read_image_hdu, write_hdulist
-from lensnet.preprocess.real import header_pixel_scale
+from lensnet.preprocess.real import celestial_wcs, header_pixel_scale, pixel_to_sky
 
 __all__ = ["METHODS", "DeblendedImage", "deblend_fits", "write_deblended"]
 
@@ -48,7 +48,8 @@ class DeblendedImage:
     summary: str
 
 
-def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: str = "ica", hdu: int | str = 0,
+def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: str = "ica",
+                 hdu: int | str | None = None,
                  psf1: str | Path | None = None, psf2: str | Path | None = None,
                  pixel_scale: float | None = None) -> DeblendedImage:
     """Separate lens light and arcs of FITS images (two bands for ``ica``, one for ``sersic``).
@@ -115,7 +116,8 @@ def write_deblended(deblended: DeblendedImage, output: str | Path, figure: str |
     paths = [write_hdulist(output, hdul, overwrite)]
     if figure is not None:
         paths.append(deblend_figure(deblended.panels, deblended.pixel_scale, figure, title=deblended.summary,
-                                    mask=deblended.mask))
+                                    mask=deblended.mask, pixel_to_sky=pixel_to_sky(celestial_wcs(deblended.header)),
+                                    unit=str(deblended.header.get("BUNIT", "")).strip()))
     return paths
 
 
@@ -147,7 +149,7 @@ class _Band:
         scale = pixel_scale or header_pixel_scale(header, where)
         with fits.open(path) as hdul:
             names = {h.name for h in hdul}
-        psf = read_image_hdu(psf_path, 0)[0] if psf_path is not None else (
+        psf = read_image_hdu(psf_path, None)[0] if psf_path is not None else (
             read_image_hdu(path, "PSF")[0] if "PSF" in names else None)
         noise = read_image_hdu(path, "NOISE")[0] if "NOISE" in names else None
         band = header.get("FILTER", Path(path).stem)

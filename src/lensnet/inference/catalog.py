@@ -12,9 +12,10 @@ e1, e2, center_x, center_y, in lensnet's convention: arcsec, x along columns and
 input image, relative to the requested centre) the estimate, ``<p>_sigma`` (1-sigma) and the 95%
 interval ``<p>_lo95``, ``<p>_hi95`` (estimate -+ z95 sigma: 1.96 for a Gaussian, the width the model's
 calibration measured where its card has one); ``q`` and ``phi`` (degrees, counter-clockwise from +x)
-from (e1, e2); ``ra``, ``dec`` of the lens centre when the input has a celestial WCS; how the input was
-prepared (``pixel_scale_in``, ``coverage``, ``background``, ``noise_rms``, ``n_masked``); ``model``,
-``lensnet_version``; ``error``.
+from (e1, e2); ``pa``, the same axis's position angle east of north (degrees, 0-180), and ``ra``, ``dec`` of
+the lens centre, when the input has a celestial WCS (rotated and flipped ones too); how the input was
+prepared (``pixel_scale_in``, ``coverage``, ``background``, ``noise_rms``, ``n_masked``, ``cosmic_rays``,
+``n_neighbours``); ``model``, ``lensnet_version``; ``error``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi
 from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
 from lensnet.io.fits import read_image_with_extensions, write_table
-from lensnet.preprocess.real import ModelGrid, celestial_wcs, header_pixel_scale, prepare_image, read_fits_image
+from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
+                                     read_fits_image)
 
 __all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "estimate_items", "find_fits",
            "fits_inputs", "predict_fits", "write_catalog", "write_lenstronomy"]
@@ -89,44 +91,49 @@ class FitsInputs(Dataset):
 
     paths: Sequence[Path]
     grid: ModelGrid
-    hdu: int | str | None = 0
+    hdu: int | str | None = None
+    plane: int | None = None
     pixel_scale: float | None = None
     center: tuple[float, float] | None = None
     sky_center: tuple[float, float] | None = None
     mask: np.ndarray | None = None
-    cosmic_rays: bool = False
+    cosmic_rays: bool | None = None
+    keep_neighbours: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         path = self.paths[i]
-        info = {"file": str(path), "hdu": str(self.hdu)}
+        info = {"file": str(path), "hdu": "" if self.hdu is None else str(self.hdu)}
         try:
-            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",))
-            if data.ndim != 2:
-                raise LensnetShapeError(f"image in {where}", data.shape, "(H, W), a 2-D image (select a plane or HDU)")
+            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",), self.plane)
+            info["hdu"] = where[len(str(path)) + 1:-1]  # the HDU read, by name where it has one
             wcs = celestial_wcs(header)
             scale = self.pixel_scale or header_pixel_scale(header, where, wcs)
             own = extensions["MASK"] != 0 if "MASK" in extensions else None  # a deblended file's MASK
             mask = own if self.mask is None else (self.mask if own is None or own.shape != self.mask.shape
                                                   else self.mask | own)
             sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
+            cosmic_rays = holds_cosmic_rays(header) if self.cosmic_rays is None else self.cosmic_rays
+            info["cosmic_rays"] = cosmic_rays
             prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
-                                     cosmic_rays=self.cosmic_rays, seed=i, where=where)
+                                     cosmic_rays=cosmic_rays, neighbours=not self.keep_neighbours, seed=i,
+                                     where=where)
         except LensnetError as exc:
             return i, None, None, {**info, "error": str(exc)}
         info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
                     noise_rms=prepared.noise_rms, grid_noise_rms=prepared.grid_noise_rms,
-                    n_masked=int(prepared.mask.sum()), error="",
+                    n_masked=int(prepared.mask.sum()), n_neighbours=prepared.n_neighbours, error="",
                     prepared=dataclasses.replace(prepared, image=None, mask=None))  # the arrays travel as tensors
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
 
 
-def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | None = 0,
-                 pixel_scale: float | None = None, center: tuple[float, float] | None = None,
+def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | None = None,
+                 plane: int | None = None, pixel_scale: float | None = None, center: tuple[float, float] | None = None,
                  sky_center: tuple[float, float] | None = None, mask: str | Path | None = None,
-                 cosmic_rays: bool = False, batch_size: int = 64, num_workers: int = 0, symmetrize: bool = False,
+                 cosmic_rays: bool | None = None, keep_neighbours: bool = False, batch_size: int = 64,
+                 num_workers: int = 0, symmetrize: bool = False,
                  progress: bool = True) -> Table:
     """Estimate the lens parameters of FITS images; one catalogue row per file (see the module docstring).
 
@@ -137,7 +144,10 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     paths : sequence of str or Path
         Files, folders or glob patterns (:func:`find_fits`).
     hdu : int, str or None
-        HDU of each file [0, the primary]; None: the first 2-D image.
+        HDU of each file, index or EXTNAME [None: the HDU named SCI (or FLUX, *_FLUX), else the first holding an
+        image that is not a noise, weight, PSF, mask or DQ map]; the catalogue's ``hdu`` column says which.
+    plane : int, optional
+        The plane of each file's image cube (N, H, W) [none: 2-D images; axes of length 1 are dropped].
     pixel_scale : float, optional
         arcsec/pixel of every input, overriding their headers [from the WCS, else a PIXSCALE keyword].
     center : (float, float), optional
@@ -147,8 +157,13 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     mask : str or Path, optional
         FITS image, non-zero where pixels must be ignored, of the inputs' shape; a file's own ``MASK`` HDU
         (as ``lensnet deblend`` writes) is applied too.
-    cosmic_rays : bool
-        Mask cosmic rays with L.A.Cosmic [False].
+    cosmic_rays : bool or None
+        Mask cosmic rays found by L.A.Cosmic (astroscrappy) [None: where the header does not say the image combines
+        several exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`]; the ``cosmic_rays`` column says
+        whether it ran.
+    keep_neighbours : bool
+        Leave the objects that are not part of the lens system unmasked [False: companions, stars and foreground
+        galaxies are found and masked, :mod:`lensnet.preprocess.neighbours`; ``n_neighbours`` counts them].
     batch_size : int
         Images per forward pass [64].
     num_workers : int
@@ -163,8 +178,8 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     astropy.table.Table
         One row per file, in the order of the files; ``meta`` records the model and the conventions.
     """
-    dataset = fits_inputs(predictor, paths, hdu=hdu, pixel_scale=pixel_scale, center=center, sky_center=sky_center,
-                          mask=mask, cosmic_rays=cosmic_rays)
+    dataset = fits_inputs(predictor, paths, hdu=hdu, plane=plane, pixel_scale=pixel_scale, center=center,
+                          sky_center=sky_center, mask=mask, cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
     loader = DataLoader(dataset, batch_size=int(batch_size), num_workers=num_workers, collate_fn=list)
     rows = []
     with tqdm(total=len(dataset), unit="file", desc="estimating", disable=not progress) as bar:
@@ -176,6 +191,15 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
 
 def fits_inputs(predictor, paths: Sequence[str | Path], **options) -> FitsInputs:
     """The :class:`FitsInputs` of ``paths`` on ``predictor``'s grid (options as in :func:`predict_fits`)."""
+    if options.get("center") is not None and options.get("sky_center") is not None:
+        raise LensnetValueError("a cutout centre in pixels (--center) and on the sky (--sky-center) were both given: "
+                                "choose one")
+    scale = options.get("pixel_scale")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise LensnetValueError(f"pixel scale {scale!r} (--pixel-scale): must be a positive number of arcsec/pixel")
+    plane = options.get("plane")
+    if plane is not None and (int(plane) != plane or plane < 0):
+        raise LensnetValueError(f"plane {plane!r} (--plane): must be a plane index >= 0 of an image cube")
     mask = options.pop("mask", None)  # read once for all the files
     return FitsInputs(find_fits(paths), ModelGrid.from_card(predictor.card),
                       mask=None if mask is None else read_fits_image(mask, 0)[0] != 0, **options)
@@ -204,10 +228,13 @@ def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list)
     q, phi = e1e2_to_qphi(torch.tensor(row["e1"], dtype=torch.float64), torch.tensor(row["e2"], dtype=torch.float64))
     row.update(q=float(q), phi=math.degrees(float(phi)))
     sky = info["prepared"].sky_position(row["center_x"], row["center_y"]) if estimated else None
-    row.update(ra=sky[0] if sky else math.nan, dec=sky[1] if sky else math.nan)
+    row.update(ra=sky[0] if sky else math.nan, dec=sky[1] if sky else math.nan,
+               pa=info["prepared"].position_angle(row["phi"]) if estimated else math.nan)
     for key in ("pixel_scale_in", "coverage", "background", "noise_rms"):
         row[key] = info.get(key, math.nan)
     row["n_masked"] = info.get("n_masked", -1)
+    row["cosmic_rays"] = bool(info.get("cosmic_rays", False))
+    row["n_neighbours"] = info.get("n_neighbours", -1)
     row["error"] = info["error"]
     return row
 
@@ -215,21 +242,24 @@ def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list)
 def catalog_table(rows: list[dict], card: dict) -> Table:
     """The catalogue of rows (from :func:`estimate_items`, in any order), sorted by the files' order."""
     columns = ["file", "hdu", *(f"{n}{s}" for n in PARAM_NAMES for s in ("", "_sigma", "_lo95", "_hi95")), "q", "phi",
-               "ra", "dec", "pixel_scale_in", "coverage", "background", "noise_rms", "n_masked"]
+               "pa", "ra", "dec", "pixel_scale_in", "coverage", "background", "noise_rms", "n_masked", "cosmic_rays",
+               "n_neighbours"]
     rows = sorted(rows, key=lambda r: r["index"])
     table = Table({c: [r[c] for r in rows] for c in columns} if rows else {c: [] for c in columns})
     units = dict(zip(PARAM_NAMES, PARAM_UNITS))
     for c in columns:
         base = c.split("_sigma")[0].split("_lo95")[0].split("_hi95")[0]
-        table[c].unit = units.get(base) or {"phi": "deg", "ra": "deg", "dec": "deg", "pixel_scale_in": "arcsec"}.get(c)
+        table[c].unit = units.get(base) or {"phi": "deg", "pa": "deg", "ra": "deg", "dec": "deg",
+                                            "pixel_scale_in": "arcsec"}.get(c)
     table["model"] = [card.get("name", "?")] * len(rows)
     table["lensnet_version"] = [__version__] * len(rows)
     table["error"] = [r["error"] for r in rows]
     table.meta.update({"model": card.get("name", "?"), "lensnet_version": __version__,
                        "conventions": "theta_E, e1, e2, center_x, center_y in lenstronomy's convention "
                                       "(e1 + i e2 = (1-q)/(1+q) exp(2i phi)); x along columns, y along rows of the "
-                                      "input image, arcsec from the requested centre; 95% = estimate -+ z95 sigma, z95 = "
-                                      "1.96 or the model card's calibrated width"})
+                                      "input image, arcsec from the requested centre; phi counter-clockwise from +x, "
+                                      "pa the same axis east of north (0-180 degrees, from the WCS; NaN without one); "
+                                      "95% = estimate -+ z95 sigma, z95 = 1.96 or the model card's calibrated width"})
     return table
 
 

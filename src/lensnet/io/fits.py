@@ -22,11 +22,24 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
-from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError
+from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
 from lensnet.io.atomic import atomic_output
 
 __all__ = [
+    "AUXILIARY_NAMES",
+    "DQ_NAMES",
+    "IMAGE_NAMES",
+    "MASK_NAMES",
+    "PSF_NAMES",
+    "SIGMA_NAMES",
+    "WEIGHT_NAMES",
     "FitsWarning",
+    "hdu_index",
+    "hdu_label",
+    "hdu_role",
+    "image_hdu_index",
+    "image_plane",
+    "is_plane",
     "read_image",
     "read_image_hdu",
     "read_image_hdus",
@@ -94,19 +107,21 @@ def read_image(path: str | os.PathLike, ext: int | str | None = 0, *,
     return data, scale
 
 
-def read_image_hdu(path: str | os.PathLike, ext: int | str | None = 0) -> tuple[np.ndarray, fits.Header, str]:
-    """The data (float32, any dimension), header and "file[ext]" label of one image HDU.
+def read_image_hdu(path: str | os.PathLike, ext: int | str | None = 0, plane: int | None = None
+                   ) -> tuple[np.ndarray, fits.Header, str]:
+    """The data (float32, singleton axes dropped), header and "file[ext]" label of one image HDU; ``ext`` None:
+    the HDU named SCI, else the first holding an image; ``plane``: that plane of a cube.
 
     Raises
     ------
     LensnetIOError
         If the file is missing, truncated or not FITS, or ``ext`` does not exist or holds no image.
     """
-    return _read_hdu(Path(path), ext)
+    return _read_hdu(Path(path), ext, plane)
 
 
-def read_image_with_extensions(path: str | os.PathLike, ext: int | str | None = 0, names: Sequence[str] = ()
-                               ) -> tuple[np.ndarray, fits.Header, str, dict[str, np.ndarray]]:
+def read_image_with_extensions(path: str | os.PathLike, ext: int | str | None = 0, names: Sequence[str] = (),
+                               plane: int | None = None) -> tuple[np.ndarray, fits.Header, str, dict[str, np.ndarray]]:
     """:func:`read_image_hdu` plus the image HDUs among ``names`` the file has (a ``MASK``, say), from one open.
 
     Returns
@@ -119,7 +134,7 @@ def read_image_with_extensions(path: str | os.PathLike, ext: int | str | None = 
     path = Path(path)
 
     def read(hdul):
-        data, header, where = _image_hdu(hdul, ext, path)
+        data, header, where = _image_hdu(hdul, ext, path, plane)
         present = {h.name for h in hdul}
         return data, header, where, {n: _image_hdu(hdul, n, path)[0] for n in names if n in present}
 
@@ -277,9 +292,9 @@ def provenance_cards() -> dict[str, tuple[str, str]]:
     return {"LENSNVER": (__version__, "lensnet version"), "DATE": (now, "file creation date (UTC)")}
 
 
-def _read_hdu(path: Path, ext: int | str | None) -> tuple[np.ndarray, fits.Header, str]:
+def _read_hdu(path: Path, ext: int | str | None, plane: int | None = None) -> tuple[np.ndarray, fits.Header, str]:
     """Data (float32), header and "file[ext]" label of one image HDU."""
-    return _with_fits(path, lambda hdul: _image_hdu(hdul, ext, path))
+    return _with_fits(path, lambda hdul: _image_hdu(hdul, ext, path, plane))
 
 
 def _with_fits(path: Path, read):
@@ -289,28 +304,107 @@ def _with_fits(path: Path, read):
     try:
         with fits.open(path, memmap=False) as hdul:
             return read(hdul)
-    except LensnetIOError:
+    except LensnetError:  # ours already name the file (and a LensnetShapeError is a ValueError too)
         raise
     except _ASTROPY_READ_ERRORS as exc:
         raise LensnetIOError(f"cannot read FITS file {path}: {exc}") from exc
 
 
-def _image_hdu(hdul: fits.HDUList, ext: int | str | None, path: Path) -> tuple[np.ndarray, fits.Header, str]:
-    if ext is None:
-        found = [i for i, h in enumerate(hdul) if h.is_image and h.data is not None and h.data.ndim == 2]
-        if not found:
-            raise LensnetIOError(f"{path} holds no 2-D image HDU")
-        ext = found[0]
-    where = f"{path}[{ext}]"
+#: HDU roles, by EXTNAME: the name itself or a band prefix and "_" before it (VIS_FLUX, VIS_RMS, ...).
+IMAGE_NAMES = ("SCI", "FLUX")
+SIGMA_NAMES = ("ERR", "RMS", "NOISE", "SIGMA")
+WEIGHT_NAMES = ("WHT", "IVAR", "WEIGHT")
+PSF_NAMES = ("PSF",)
+MASK_NAMES = ("MASK",)
+DQ_NAMES = ("DQ",)
+AUXILIARY_NAMES = SIGMA_NAMES + WEIGHT_NAMES + PSF_NAMES + MASK_NAMES + DQ_NAMES + ("CTX", "CON", "EXPTIME")
+
+
+def hdu_role(name: str, roles) -> str | None:
+    """The band prefix of an EXTNAME that is one of ``roles`` ("" for the bare role), else None."""
+    name = name.upper()
+    for role in roles:
+        if name == role:
+            return ""
+        if name.endswith("_" + role) and len(name) > len(role) + 1:
+            return name[:-len(role) - 1]
+    return None
+
+
+def is_plane(hdu, cube: bool = False) -> bool:
+    """An image HDU whose data is 2-D once axes of length 1 are dropped (with ``cube``, or 3-D)."""
+    shape = [n for n in (hdu.shape if hdu.is_image else ()) if n != 1]
+    return len(shape) == 2 or (cube and len(shape) == 3)
+
+
+def hdu_index(hdul: fits.HDUList, key: int | str) -> int | None:
+    """Index of HDU ``key`` (index, digits or EXTNAME) in ``hdul``, or None when it has none."""
+    if isinstance(key, str) and key.lstrip("-").isdigit():
+        key = int(key)
+    if isinstance(key, int):
+        return key % len(hdul) if -len(hdul) <= key < len(hdul) else None
     try:
-        hdu = hdul[ext]
-    except (IndexError, KeyError):
-        raise LensnetIOError(f"{path} has {len(hdul)} HDU(s); ext={ext!r} does not exist") from None
-    if not hdu.is_image:
-        raise LensnetIOError(f"{where} is a table, not an image")
+        return hdul.index_of(key)
+    except KeyError:
+        return None
+
+
+def image_hdu_index(hdul: fits.HDUList, hdu: int | str | None, path, cube: bool = False) -> int:
+    """Index of the image HDU: ``hdu`` (index, digits or EXTNAME), else the first image HDU named ``SCI`` or
+    ``FLUX`` or ending in ``_SCI`` or ``_FLUX``, else the first that is not a noise, weight, PSF, mask, DQ,
+    context or exposure map, else the first image (with ``cube``, cubes count as images)."""
+    if hdu is not None:
+        index = hdu_index(hdul, hdu)
+        if index is None:
+            raise LensnetIOError(f"{path} has {len(hdul)} HDU(s); hdu={hdu!r} does not exist")
+        if not hdul[index].is_image:
+            raise LensnetIOError(f"{path}[{hdu}] is a table, not an image")
+        return index
+    planes = [i for i, h in enumerate(hdul) if is_plane(h, cube)]
+    for candidates in ([i for i in planes if hdu_role(hdul[i].name, IMAGE_NAMES) is not None],
+                       [i for i in planes if hdu_role(hdul[i].name, AUXILIARY_NAMES) is None], planes):
+        if candidates:
+            return candidates[0]
+    raise LensnetIOError(f"{path} holds no 2-D image HDU" + ("" if cube else
+                                                             " (a cube's plane is chosen with --plane)"))
+
+
+def hdu_label(hdul: fits.HDUList, index: int) -> str:
+    """How a catalogue names an HDU: its EXTNAME, else its index."""
+    name = hdul[index].name
+    return name if name and name != "PRIMARY" else str(index)
+
+
+def image_plane(hdu, where: str, plane: int | None = None) -> np.ndarray:
+    """The 2-D data of an image HDU, axes of length 1 dropped, or plane ``plane`` of a cube (N, H, W); still in
+    the file's memory map when it has one."""
     if hdu.data is None:
         raise LensnetIOError(f"{where} holds no data")
-    return np.asarray(hdu.data, dtype=np.float32), hdu.header.copy(), where
+    data = hdu.data
+    if data.ndim > 2:
+        data = data.reshape([n for n in data.shape if n != 1] or [1])
+    if plane is not None and data.ndim == 3:
+        if not 0 <= plane < data.shape[0]:
+            raise LensnetValueError(f"{where}: plane {plane} does not exist, the cube has planes 0-{data.shape[0] - 1}")
+        return data[plane]
+    if plane not in (None, 0):
+        raise LensnetValueError(f"{where}: plane {plane} asked of an image of shape {tuple(data.shape)}, not a cube")
+    if data.ndim != 2:
+        raise LensnetShapeError(where, data.shape, "(H, W) or (1, H, W), one 2-D image (a cube's plane: --plane)")
+    return data
+
+
+def _image_hdu(hdul: fits.HDUList, ext: int | str | None, path: Path, plane: int | None = None
+               ) -> tuple[np.ndarray, fits.Header, str]:
+    """The data, header and "file[hdu]" label of one image HDU (:func:`image_hdu_index`, :func:`image_plane`)."""
+    index = image_hdu_index(hdul, ext, path, cube=plane is not None)
+    hdu = hdul[index]
+    where = f"{path}[{hdu_label(hdul, index)}]" if plane is None else f"{path}[{hdu_label(hdul, index)}, plane {plane}]"
+    if hdu.data is None:
+        others = ", ".join(f"{i} ({h.name})" for i, h in enumerate(hdul) if is_plane(h, True))
+        raise LensnetIOError(f"{where} holds no data" + (f"; its image HDUs: {others} (choose one with --hdu)"
+                                                          if others else ""))
+    return np.asarray(image_plane(hdu, where, plane), dtype=np.float32), hdu.header.copy(), where
 
 
 def _add_cards(header: fits.Header, cards: dict | None) -> None:

@@ -4,8 +4,9 @@
 what a likelihood needs alongside: a 1-sigma noise map, a mask and a PSF on the image's pixel scale.
 
 **Image HDU**: ``hdu`` if given, else the first 2-D image HDU named ``SCI`` or ``FLUX`` or ending in
-``_SCI`` or ``_FLUX``, else the first 2-D image HDU that is not a noise, weight, PSF, mask or DQ map. A
-(1, H, W) cube counts as 2-D.
+``_SCI`` or ``_FLUX``, else the first 2-D image HDU that is not a noise, weight, PSF, mask, DQ, context or
+exposure map (:func:`lensnet.io.fits.image_hdu_index`). Axes of length 1 are dropped; ``plane`` picks a plane of
+a cube.
 
 **Cutout**: N = ceil(side / pixel scale) pixels, made odd, centred on the pixel nearest the requested
 centre; ``offset`` records that rounding. Pixels beyond the image are masked (image 0, sigma 1).
@@ -61,9 +62,11 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
-from lensnet.io.fits import pixel_scale_from_header
+from lensnet.io.fits import (DQ_NAMES, IMAGE_NAMES, MASK_NAMES, PSF_NAMES, SIGMA_NAMES, WEIGHT_NAMES, hdu_index,
+                             hdu_label, hdu_role, image_hdu_index, image_plane, is_plane, pixel_scale_from_header)
 from lensnet.observe.psf import gaussian_kernels
-from lensnet.preprocess.real import celestial_wcs, cosmic_ray_mask, header_pixel_scale, sky_stats
+from lensnet.preprocess.neighbours import neighbour_mask
+from lensnet.preprocess.real import celestial_wcs, cosmic_ray_mask, header_pixel_scale, holds_cosmic_rays, sky_stats
 
 __all__ = ["MAX_PSF_SIZE", "NativeCutout", "read_native"]
 
@@ -76,14 +79,6 @@ ABSURD_RMS = 1e10
 #: An rms this many times the cutout's median marks a pixel without data too.
 ABSURD_RMS_RATIO = 1e4
 
-# HDU roles, by EXTNAME: the name itself or a band prefix and "_" before it (VIS_FLUX, VIS_RMS, ...).
-_IMAGE_NAMES = ("SCI", "FLUX")
-_SIGMA_NAMES = ("ERR", "RMS", "NOISE", "SIGMA")
-_WEIGHT_NAMES = ("WHT", "IVAR", "WEIGHT")
-_PSF_NAMES = ("PSF",)
-_MASK_NAMES = ("MASK",)
-_DQ_NAMES = ("DQ",)
-_AUXILIARY_NAMES = _SIGMA_NAMES + _WEIGHT_NAMES + _PSF_NAMES + _MASK_NAMES + _DQ_NAMES
 # What astropy raises on unreadable, truncated or malformed files.
 _READ_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
 
@@ -114,6 +109,8 @@ class NativeCutout:
         (x, y) 0-based pixel of the file at the cutout's centre.
     wcs : astropy.wcs.WCS or None
         The file's celestial WCS, to put positions on the sky.
+    unit : str
+        The image's unit (its header's ``BUNIT``), "" where not given.
     """
 
     image: np.ndarray
@@ -127,6 +124,7 @@ class NativeCutout:
     where: str
     center_pixel: tuple[int, int] = (0, 0)
     wcs: WCS | None = None
+    unit: str = ""
 
 
 def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_arcsec: float,
@@ -134,7 +132,8 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
                 noise: int | str | os.PathLike | None = None, weight: int | str | os.PathLike | None = None,
                 psf: int | str | os.PathLike | None = None, psf_fwhm: float | None = None,
                 gain: float | None = None, mask: np.ndarray | str | os.PathLike | None = None, dq: bool = True,
-                cosmic_rays: bool = False, pixel_scale: float | None = None) -> NativeCutout:
+                cosmic_rays: bool | None = None, neighbours: bool = False, pixel_scale: float | None = None,
+                plane: int | None = None) -> NativeCutout:
     """Cut a lens out of a FITS image on its own pixels, with its noise, mask and PSF (module docstring).
 
     Parameters
@@ -162,10 +161,15 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
         named as ``noise`` is.
     dq : bool
         Mask the non-zero pixels of a DQ HDU [True].
-    cosmic_rays : bool
-        Mask cosmic rays found by L.A.Cosmic [False].
+    cosmic_rays : bool or None
+        Mask cosmic rays found by L.A.Cosmic [None: where the image's header does not say it combines several
+        exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`].
+    neighbours : bool
+        Mask the objects that are not part of the lens system (:mod:`lensnet.preprocess.neighbours`) [False].
     pixel_scale : float, optional
         arcsec/pixel of the image, overriding its header [from the WCS, else a pixel-scale keyword].
+    plane : int, optional
+        The plane of an image cube (N, H, W) to fit [a 2-D image, or a cube with one plane].
 
     Returns
     -------
@@ -187,10 +191,11 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise LensnetValueError(f"{path}: {name} = {value!r} must be positive and finite")
     with _open(path) as hdul:
-        index = _image_index(hdul, hdu, path)
-        where = f"{path}[{index if hdu is None else hdu}]"
-        full = _plane(hdul[index], where)
+        index = image_hdu_index(hdul, hdu, path, cube=plane is not None)
+        where = f"{path}[{hdu_label(hdul, index)}" + ("]" if plane is None else f", plane {plane}]")
+        full = image_plane(hdul[index], where, plane)
         wcs = celestial_wcs(hdul[index].header)
+        unit = str(hdul[index].header.get("BUNIT", hdul[0].header.get("BUNIT", ""))).strip()
         scale = pixel_scale or header_pixel_scale(hdul[index].header, where, wcs)
         ix, iy, offset = _centre_pixel(full.shape, center, sky_center, wcs, scale, where)
         n = math.ceil(side_arcsec / scale - 1e-9)  # rounding error must not add a pixel: 3.05" / 0.05" is 61
@@ -203,10 +208,15 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
             bad |= cut(values, f"mask {label}") != 0
         elif mask is not None:
             bad |= cut(np.asarray(mask, dtype=float), "mask") != 0
-        for i in _role_hdus(hdul, index, (_MASK_NAMES, _DQ_NAMES) if dq else (_MASK_NAMES,)):
-            bad |= cut(_plane(hdul[i], f"{path}[{i}]"), f"{hdul[i].name} HDU of {path}") != 0  # NaN != 0 too
+        for i in _role_hdus(hdul, index, (MASK_NAMES, DQ_NAMES) if dq else (MASK_NAMES,)):
+            bad |= cut(image_plane(hdul[i], f"{path}[{i}]"), f"{hdul[i].name} HDU of {path}") != 0  # NaN != 0 too
+        if cosmic_rays is None:
+            cosmic_rays = holds_cosmic_rays(hdul[index].header)
         if cosmic_rays and not bad.all():
             bad |= cosmic_ray_mask(data, ~bad)
+        if neighbours and not bad.all():
+            middle = (n - 1) / 2
+            bad |= neighbour_mask(data, ~bad, (middle - offset[0] / scale, middle - offset[1] / scale), scale)[0]
         sigma, noise_source = _noise(hdul, index, path, cut, data, bad, noise, weight, gain, where)
         kernel, psf_source = _psf(hdul, index, path, psf, psf_fwhm, scale, where)
     bad |= ~(np.isfinite(sigma) & (sigma > 0) & (sigma < ABSURD_RMS))
@@ -215,7 +225,7 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
     if bad.all():
         raise LensnetValueError(f"{where}: the {n}x{n}-pixel cutout holds no valid pixel (all masked or without data)")
     return NativeCutout(np.where(bad, 0.0, data), np.where(bad, 1.0, sigma), bad, kernel, float(scale), offset,
-                        noise_source, psf_source, where, (ix, iy), wcs)
+                        noise_source, psf_source, where, (ix, iy), wcs, unit)
 
 
 @contextmanager
@@ -230,64 +240,6 @@ def _open(path: Path):
         raise
     except _READ_ERRORS as exc:
         raise LensnetIOError(f"cannot read FITS file {path}: {exc}") from exc
-
-
-def _role(name: str, roles) -> str | None:
-    """The band prefix of an EXTNAME that is one of ``roles`` ("" for the bare role), else None."""
-    name = name.upper()
-    for role in roles:
-        if name == role:
-            return ""
-        if name.endswith("_" + role) and len(name) > len(role) + 1:
-            return name[:-len(role) - 1]
-    return None
-
-
-def _is_plane(hdu) -> bool:
-    """An image HDU whose data is 2-D, or 2-D after dropping leading axes of length 1."""
-    shape = hdu.shape if hdu.is_image else ()
-    return len(shape) >= 2 and all(s == 1 for s in shape[:-2])
-
-
-def _hdu_index(hdul: fits.HDUList, key: int | str) -> int | None:
-    """Index of HDU ``key`` (index, digits or EXTNAME) in ``hdul``, or None when it has none."""
-    if isinstance(key, str) and key.isdigit():
-        key = int(key)
-    if isinstance(key, int):
-        return key % len(hdul) if -len(hdul) <= key < len(hdul) else None
-    try:
-        return hdul.index_of(key)
-    except KeyError:
-        return None
-
-
-def _image_index(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> int:
-    """Index of the image HDU: ``hdu``, else the preferred 2-D image (module docstring)."""
-    if hdu is not None:
-        index = _hdu_index(hdul, hdu)
-        if index is None:
-            raise LensnetIOError(f"{path} has {len(hdul)} HDU(s); hdu={hdu!r} does not exist")
-        if not hdul[index].is_image:
-            raise LensnetIOError(f"{path}[{hdu}] is a table, not an image")
-        return index
-    planes = [i for i, h in enumerate(hdul) if _is_plane(h)]
-    for candidates in ([i for i in planes if _role(hdul[i].name, _IMAGE_NAMES) is not None],
-                       [i for i in planes if _role(hdul[i].name, _AUXILIARY_NAMES) is None], planes):
-        if candidates:
-            return candidates[0]
-    raise LensnetIOError(f"{path} holds no 2-D image HDU")
-
-
-def _plane(hdu, where: str) -> np.ndarray:
-    """The 2-D data of an image HDU (the plane of a (1, H, W) cube), still in the file's memory map."""
-    if hdu.data is None:
-        raise LensnetIOError(f"{where} holds no data")
-    data = hdu.data
-    while data.ndim > 2 and data.shape[0] == 1:
-        data = data[0]
-    if data.ndim != 2:
-        raise LensnetShapeError(where, data.shape, "(H, W) or (1, H, W), one 2-D image")
-    return data
 
 
 def _centre_pixel(shape, center, sky_center, wcs, scale: float, where: str):
@@ -330,13 +282,13 @@ class _Cutter:
 def _role_hdus(hdul: fits.HDUList, index: int, groups) -> list[int]:
     """The 2-D HDUs of the image's band and EXTVER whose names are in one of ``groups`` (tuples of roles),
     best first: the image's band before unprefixed names, then the order of ``groups``, then the file's."""
-    band = _role(hdul[index].name, _IMAGE_NAMES)
+    band = hdu_role(hdul[index].name, IMAGE_NAMES)
     ranked = []
     for i, h in enumerate(hdul):
-        if i == index or h.ver != hdul[index].ver or not _is_plane(h):
+        if i == index or h.ver != hdul[index].ver or not is_plane(h):
             continue
         for rank, roles in enumerate(groups):
-            prefix = _role(h.name, roles)
+            prefix = hdu_role(h.name, roles)
             if prefix is not None and (not band or prefix in ("", band)):  # never another band's map
                 ranked.append((prefix != band, rank, i))
                 break
@@ -354,22 +306,22 @@ def _read_map(spec, hdul: fits.HDUList, path: Path, option: str) -> tuple[np.nda
         if sep and head and Path(head).is_file():
             file, key = Path(head), tail
     if file is None:
-        i = _hdu_index(hdul, key)
+        i = hdu_index(hdul, key)
         if i is None:
             raise LensnetIOError(f"{option}={spec!r} is neither a file nor an HDU of {path}")
-        i = _image_index(hdul, i, path)
-        return _plane(hdul[i], f"{path}[{key}]"), hdul[i].header, hdul[i].name or str(key), True
+        i = image_hdu_index(hdul, i, path)
+        return image_plane(hdul[i], f"{path}[{key}]"), hdul[i].header, hdul[i].name or str(key), True
     with _open(file) as other:
-        i = _image_index(other, key, file)
+        i = image_hdu_index(other, key, file)
         label = f"{file}[{i if key is None else key}]"
-        return np.array(_plane(other[i], label), dtype=np.float64), other[i].header.copy(), label, False
+        return np.array(image_plane(other[i], label), dtype=np.float64), other[i].header.copy(), label, False
 
 
 def _noise(hdul, index, path, cut: _Cutter, data, bad, noise, weight, gain, where) -> tuple[np.ndarray, str]:
     """The 1-sigma map of the cutout (not finite or <= 0 where there is none) and where it came from."""
     found = [(noise, False), (weight, True)]
-    for i in _role_hdus(hdul, index, (_SIGMA_NAMES, _WEIGHT_NAMES)):
-        found.append((i, _role(hdul[i].name, _WEIGHT_NAMES) is not None))
+    for i in _role_hdus(hdul, index, (SIGMA_NAMES, WEIGHT_NAMES)):
+        found.append((i, hdu_role(hdul[i].name, WEIGHT_NAMES) is not None))
     for spec, is_weight in found:
         if spec is None:
             continue
@@ -400,8 +352,8 @@ def _exptime(hdul: fits.HDUList, index: int, cut: "_Cutter") -> tuple[float | np
     shape, as drizzled stacks and the demo's SL2S lens have), else EXPTIME of the image's header, else of the
     primary's; None when there is none."""
     for i, h in enumerate(hdul):
-        if i != index and h.name == "EXPTIME" and _is_plane(h) and h.data.shape[-2:] == hdul[index].data.shape[-2:]:
-            return cut(_plane(h, f"{hdul.filename()}[EXPTIME]"), "EXPTIME map"), "EXPTIME map HDU"
+        if i != index and h.name == "EXPTIME" and is_plane(h) and h.data.shape[-2:] == hdul[index].data.shape[-2:]:
+            return cut(image_plane(h, f"{hdul.filename()}[EXPTIME]"), "EXPTIME map"), "EXPTIME map HDU"
     for header in (hdul[index].header, hdul[0].header):
         try:
             value = float(header["EXPTIME"])
@@ -415,7 +367,7 @@ def _exptime(hdul: fits.HDUList, index: int, cut: "_Cutter") -> tuple[float | np
 def _psf(hdul, index, path, spec, fwhm, scale: float, where: str) -> tuple[np.ndarray, str]:
     """The PSF kernel on the image's pixel scale and where it came from (module docstring)."""
     if spec is None:
-        spec = next(iter(_role_hdus(hdul, index, (_PSF_NAMES,))), None)
+        spec = next(iter(_role_hdus(hdul, index, (PSF_NAMES,))), None)
     if spec is None and fwhm is None:
         raise LensnetValueError(f"{where}: no PSF: give a PSF image (--psf FILE[:HDU]), a PSF HDU in the file "
                                 "(PSF or <BAND>_PSF), or a Gaussian FWHM (--psf-fwhm ARCSEC)")

@@ -8,6 +8,10 @@ estimators computed from the observed pixels alone:
 2. scale = maximum of the background-subtracted image smoothed by a Gaussian of ``smooth_sigma``
    pixels (robust to single-pixel noise, hot pixels and thin cosmic rays), over unmasked pixels;
 3. output = (image - background) / scale, with masked pixels set to 0.
+
+Nothing depends on the flux unit: an image times 1e-8 (Jy instead of counts, say) gives the same output. The
+scale is floored at ``min_scale`` times the image's largest |pixel - background|, a relative floor, so that a
+field of pure noise is not divided by a smoothed peak near 0.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ def normalize_images(images: torch.Tensor, masks: torch.Tensor | None = None, bo
         Width in pixels of the ring used for the background median.
     smooth_sigma : float
         Gaussian smoothing (pixels) applied before taking the peak.
+    min_scale : float
+        Floor of the scale, relative to the largest |pixel - background| of each image and band.
 
     Returns
     -------
@@ -93,5 +99,7 @@ def normalize_images(images: torch.Tensor, masks: torch.Tensor | None = None, bo
     smoothed = _gaussian_blur(centred, smooth_sigma)
     if invalid is not None:
         smoothed.masked_fill_(invalid, -float("inf"))
-    scale = smoothed.amax(dim=(-2, -1), keepdim=True).clamp_min(min_scale)
+    largest = centred.abs().amax(dim=(-2, -1), keepdim=True)
+    floor = torch.where(largest > 0, min_scale * largest, torch.ones_like(largest))  # a constant image stays 0
+    scale = torch.maximum(smoothed.amax(dim=(-2, -1), keepdim=True), floor)
     return centred.div_(scale)

@@ -10,7 +10,8 @@ image has its own pixel scale, size and centre, a sky background, noise, bad pix
    (:func:`astropy.stats.sigma_clipped_stats`) of the valid pixels away from the centre, where the lens is;
    the background subtracted;
 3. **masks**: NaN or infinite pixels, a user mask, and optionally cosmic rays found by L.A.Cosmic
-   (:func:`astroscrappy.detect_cosmics`), set to 0 and masked, as the networks were trained; invalid
+   (:func:`astroscrappy.detect_cosmics`) and objects that are not part of the lens system
+   (:mod:`lensnet.preprocess.neighbours`), set to 0 and masked, as the networks were trained; invalid
    pixels connected to the image's edge count as outside the image instead (step 5);
 4. **resampling** to the model's pixel scale, flux-conserving: the anti-aliased adaptive resampling of
    DeForest (2004) (:func:`reproject.reproject_adaptive` with ``conserve_flux``) between two linear
@@ -34,18 +35,22 @@ from pathlib import Path
 
 import astroscrappy
 import numpy as np
+import torch
 from astropy.io import fits
 from astropy.nddata import Cutout2D, NoOverlapError
 from astropy.stats import sigma_clipped_stats
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from reproject import reproject_adaptive
-from scipy.ndimage import label
+from scipy.ndimage import label, median_filter
 
+from lensnet.conventions import position_angle
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.io.fits import pixel_scale_from_header, read_image_hdu
+from lensnet.preprocess.neighbours import neighbour_mask
 
-__all__ = ["MIN_FIELD_COVERAGE", "ModelGrid", "PreparedImage", "cosmic_ray_mask", "prepare_image", "read_fits_image",
+__all__ = ["MIN_FIELD_COVERAGE", "ModelGrid", "PreparedImage", "cosmic_ray_mask", "holds_cosmic_rays", "pixel_to_sky",
+           "prepare_image", "read_fits_image",
            "sky_stats"]
 
 #: Smallest fraction of the model's field side that an image must cover after resampling: less would be
@@ -93,6 +98,8 @@ class PreparedImage:
         The input's celestial WCS, to put estimated centres on the sky.
     grid_noise_rms : float
         The noise rms per pixel on the model's grid (resampling averages the input's), the unit of ``image``.
+    n_neighbours : int
+        Objects masked as not part of the lens system (:mod:`lensnet.preprocess.neighbours`).
     """
 
     image: np.ndarray
@@ -104,6 +111,7 @@ class PreparedImage:
     coverage: float
     wcs: WCS | None = None
     grid_noise_rms: float = math.nan
+    n_neighbours: int = 0
 
     def sky_position(self, dx_arcsec: float, dy_arcsec: float):
         """RA, Dec (degrees) of the point (dx, dy) arcsec from the centre along the image axes, or None."""
@@ -113,6 +121,23 @@ class PreparedImage:
         y = self.center_pixel[1] + dy_arcsec / self.pixel_scale_in
         sky = self.wcs.pixel_to_world(x, y)
         return float(sky.ra.deg), float(sky.dec.deg)
+
+    def position_angle(self, phi_deg: float) -> float:
+        """Position angle east of north (degrees, 0-180) of an axis at ``phi_deg`` counter-clockwise from the
+        image's +x (:func:`lensnet.conventions.position_angle`), or NaN without a WCS."""
+        if self.wcs is None or not math.isfinite(phi_deg):
+            return math.nan
+        return float(position_angle(torch.tensor(math.radians(phi_deg), dtype=torch.float64),
+                                    torch.from_numpy(pixel_to_sky(self.wcs))))
+
+
+def pixel_to_sky(wcs: WCS | None) -> np.ndarray | None:
+    """The (2, 2) map from pixel offsets (x, y) to offsets (east, north) on the sky, degrees per pixel, of a
+    celestial WCS (its CD matrix, or PC times CDELT, longitude first), or None without one."""
+    if wcs is None:
+        return None
+    matrix = wcs.celestial.pixel_scale_matrix
+    return np.ascontiguousarray(matrix[::-1] if wcs.celestial.wcs.lng == 1 else matrix)
 
 
 def read_fits_image(path: str | Path, hdu: int | str | None = 0) -> tuple[np.ndarray, fits.Header, str]:
@@ -157,7 +182,8 @@ def header_pixel_scale(header: fits.Header, where: str, wcs: WCS | None = None) 
 
 def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, center: tuple[float, float] | None = None,
                   sky_center=None, wcs: WCS | None = None, mask: np.ndarray | None = None,
-                  cosmic_rays: bool = False, seed: int = 0, where: str = "image") -> PreparedImage:
+                  cosmic_rays: bool = False, neighbours: bool = False, seed: int = 0, where: str = "image"
+                  ) -> PreparedImage:
     """Bring a real image to a model's grid (see the module docstring).
 
     Parameters
@@ -178,6 +204,9 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
         True where a pixel must be ignored.
     cosmic_rays : bool
         Also mask cosmic rays found by L.A.Cosmic [False].
+    neighbours : bool
+        Also mask the objects that are not part of the lens system: companions, stars, foreground galaxies
+        (:func:`~lensnet.preprocess.neighbours.neighbour_mask`) [False].
     seed : int
         Seed of the noise that pads the field [0].
     where : str
@@ -188,7 +217,7 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     LensnetShapeError
         If ``data`` or ``mask`` has the wrong shape.
     LensnetValueError
-        If the pixel scale is not positive, the image holds no valid pixel, the centre is off the image,
+        If the pixel scale is not positive, the image holds no valid pixel or is constant, the centre is off the image,
         or the image covers less than :data:`MIN_FIELD_COVERAGE` of the model's field.
     """
     data = np.asarray(data, dtype=np.float64)
@@ -201,6 +230,9 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     bad = ~np.isfinite(data) | (np.zeros(data.shape, bool) if mask is None else np.asarray(mask, bool))
     if bad.all():
         raise LensnetValueError(f"{where} holds no valid pixel (all NaN or masked)")
+    valid_values = data[~bad]
+    if valid_values.min() == valid_values.max():
+        raise LensnetValueError(f"{where} holds no signal: every valid pixel is {valid_values[0]:g}")
     if sky_center is not None:
         if wcs is None:
             raise LensnetValueError(f"{where}: a sky centre needs a celestial WCS in the header")
@@ -227,12 +259,17 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     valid = np.isfinite(cutout.data)
     if cosmic_rays:
         valid &= ~cosmic_ray_mask(cutout.data, valid)
-    background, noise = sky_stats(cutout.data, valid)
-    image = np.where(valid, cutout.data - background, 0.0)
     # Offset of the requested centre from the centre of the cutout array (Cutout2D rounds to whole pixels;
     # in 'partial' mode its origin_original is where the overlap starts, origin_cutout where it lands).
     ox = cx - cutout.origin_original[0] + cutout.origin_cutout[0] - (side - 1) / 2
     oy = cy - cutout.origin_original[1] + cutout.origin_cutout[1] - (side - 1) / 2
+    n_neighbours = 0
+    if neighbours:
+        near, n_neighbours = neighbour_mask(cutout.data, valid, ((side - 1) / 2 + ox, (side - 1) / 2 + oy),
+                                            pixel_scale)
+        valid &= ~near
+    background, noise = sky_stats(cutout.data, valid)
+    image = np.where(valid, cutout.data - background, 0.0)
     image, masked, outside = _to_grid(image, ~valid & inside, ~inside, (ox, oy), pixel_scale, grid)
     covered = (~outside).any(axis=0).sum() / grid.n_pix, (~outside).any(axis=1).sum() / grid.n_pix
     coverage = float(min(covered))
@@ -246,7 +283,7 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
     image = np.where(outside, pad, np.where(masked, 0.0, image)).astype(np.float32)
     return PreparedImage(image, masked, float(background), float(noise), float(pixel_scale), (cx, cy), coverage,
-                         wcs, float(rms_out))
+                         wcs, float(rms_out), n_neighbours)
 
 
 def _to_grid(image, bad, outside, offset, pixel_scale, grid: ModelGrid):
@@ -303,11 +340,31 @@ def _clipped_std(values: np.ndarray) -> float:
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[2])
 
 
+def holds_cosmic_rays(header: fits.Header) -> bool:
+    """Whether an image may hold cosmic rays, by its header: not where it combines two or more exposures, whose
+    combination rejected them (``NCOMBINE`` or ``NDRIZIM`` >= 2, or a combination method in ``COMBINET``, as
+    Euclid's stacks say); yes for single exposures and headers that do not say."""
+    for key in ("NCOMBINE", "NDRIZIM"):
+        try:
+            if int(header.get(key, 1)) >= 2:
+                return False
+        except (TypeError, ValueError):
+            pass
+    return not str(header.get("COMBINET", "")).strip()
+
+
 def cosmic_ray_mask(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """L.A.Cosmic (van Dokkum 2001) cosmic-ray mask of ``data``, its noise from the valid pixels' spread."""
+    """L.A.Cosmic (van Dokkum 2001) cosmic-ray mask of ``data``, its noise from the valid pixels' spread.
+
+    Pixels on extended emission (the median of their 5 x 5 neighbourhood more than 2 sigma above the sky) are
+    never flagged: the sky rms underestimates the noise there (the sources' Poisson noise), and L.A.Cosmic took a
+    bright arc's peak pixel for a hit (1 pixel in 8 simulated lenses); a cosmic ray on an arc is left to the
+    likelihood fit's clipping.
+    """
     _, sky, rms = sigma_clipped_stats(data[valid], sigma=3.0, maxiters=10)
+    rms = max(rms, 1e-30)
     filled = np.where(valid, data, sky)
     crmask, _ = astroscrappy.detect_cosmics(filled.astype(np.float32), inmask=~valid,
-                                            invar=np.full(data.shape, max(rms, 1e-12) ** 2, dtype=np.float32),
+                                            invar=np.full(data.shape, rms ** 2, dtype=np.float32),
                                             sigclip=5.0, objlim=5.0, verbose=False)
-    return crmask
+    return crmask & ~(median_filter(filled - sky, 5) > 2 * rms)

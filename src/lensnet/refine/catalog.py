@@ -12,7 +12,8 @@ The catalogue holds the network's columns and, for each fitted parameter ``<p>``
 :attr:`~lensnet.refine.model.ModelSpec.names`), ``<p>_refined``, ``<p>_refined_sigma`` and the 95% interval
 ``<p>_refined_lo95``, ``<p>_refined_hi95`` (Laplace: -+ 1.96 sigma; MCMC: the posterior's median, half its
 68% width and its 2.5th and 97.5th percentiles; :data:`SYSTEMATIC_FLOOR` added in quadrature), and
-``<p>_refined_sigma_stat``, the noise's part alone; ``q_refined``, ``phi_refined`` (degrees from +x), with a
+``<p>_refined_sigma_stat``, the noise's part alone; ``q_refined``, ``phi_refined`` (degrees from +x),
+``pa_refined`` (east of north, 0-180 degrees) and ``ra_refined``, ``dec_refined`` (from the WCS), with a
 shear ``gamma_ext`` and ``phi_ext``, with lens light per component ``lightK_q``, ``lightK_phi`` and
 ``lightK_flux`` (the Sérsic's total flux, data units); ``chi2``, ``reduced_chi2``, ``delta_bic`` and
 ``lensed`` (:func:`lensnet.refine.fit.delta_bic`; NaN and False for the pixelated source), ``n_fit_pixels``,
@@ -41,7 +42,7 @@ from lensnet.inference.catalog import Z95, catalog_table, estimate_items, fits_i
 from lensnet.lensing import PixelGrid
 from lensnet.lensing.shear import shear_cartesian_to_polar
 from lensnet.preprocess.native import read_native
-from lensnet.preprocess.real import ModelGrid
+from lensnet.preprocess.real import ModelGrid, pixel_to_sky
 from lensnet.refine.fit import LENSED_DELTA_BIC, RESTARTS, delta_bic, refine_lenses
 from lensnet.refine.model import SIE_SERSIC, ImageData, ModelSpec, model_images
 from lensnet.refine.pixelated import N_SIDE
@@ -145,7 +146,7 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
     model_grid = ModelGrid.from_card(predictor.card)
     side = fit_size or model_grid.n_pix * model_grid.pixel_scale
     native = dict(noise=noise, weight=weight, psf=psf, psf_fwhm=psf_fwhm, gain=gain, pixel_scale=dataset.pixel_scale,
-                  mask=dataset.mask, cosmic_rays=dataset.cosmic_rays)
+                  mask=dataset.mask, cosmic_rays=dataset.cosmic_rays, neighbours=not dataset.keep_neighbours)
     fit = dict(spec=spec, prior=prior, restarts=restarts, max_iter=max_iter, source=source, n_side=n_side,
                posterior=posterior, systematic_floor=systematic_floor)
     rows, refined = [], {}
@@ -160,7 +161,8 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
                 try:
                     center = item[3]["prepared"].center_pixel
                     if fit_files is None:
-                        cutout = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center, **native)
+                        cutout = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center,
+                                             plane=dataset.plane, **native)
                         arcs = None
                     else:
                         cutout = read_native(fit_files[item[0]], hdu=fit_hdu, side_arcsec=side, center=center,
@@ -168,7 +170,7 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
                         # Only the deblended pixels and mask are used: a placeholder PSF for files without one.
                         arcs = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center,
                                            **{**native, "psf": None, "psf_fwhm": 1.0})
-                    cutouts.append((row, cutout, arcs))
+                    cutouts.append((row, cutout, arcs, item[3]["prepared"]))
                 except LensnetError as exc:
                     row["error"] = f"refine: {exc}"
             for group in _by_grid(cutouts):
@@ -184,11 +186,11 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
 
 
 def _by_grid(cutouts: list[tuple]) -> list[list[tuple]]:
-    """The (row, cutout, arcs) of each file grouped by pixel grid (side and scale): each group is one batch of
-    the fit."""
+    """The (row, cutout, arcs, prepared) of each file grouped by pixel grid (side and scale): each group is one
+    batch of the fit."""
     groups: dict[tuple[int, float], list] = {}
-    for row, cutout, arcs in cutouts:
-        groups.setdefault((cutout.image.shape[0], round(cutout.pixel_scale, 9)), []).append((row, cutout, arcs))
+    for item in cutouts:
+        groups.setdefault((item[1].image.shape[0], round(item[1].pixel_scale, 9)), []).append(item)
     return list(groups.values())
 
 
@@ -196,7 +198,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     """{file index: refined columns} of the cutouts of one pixel grid (with the deblended arcs the network saw,
     when the fit reads another file)."""
     t0 = time.perf_counter()
-    cutouts = [c for _, c, _ in group]
+    cutouts = [item[1] for item in group]
     grid = PixelGrid(cutouts[0].image.shape[0], cutouts[0].pixel_scale)
     k = max(c.psf.shape[0] for c in cutouts)
     psf = torch.stack([torch.from_numpy(np.pad(c.psf, (k - c.psf.shape[0]) // 2)) for c in cutouts]).double()
@@ -207,12 +209,12 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     offset = torch.tensor([c.offset for c in cutouts], dtype=torch.float64)
     arcs = None
     if group[0][2] is not None:
-        deblended = [a for _, _, a in group]
+        deblended = [item[2] for item in group]
         arcs = ImageData(torch.stack([torch.from_numpy(a.image) for a in deblended]).double(), data.sigma,
                          data.mask | torch.stack([torch.from_numpy(a.mask) for a in deblended]), psf, grid)
-    start = torch.tensor([[row[n] for n in PARAM_NAMES] for row, _, _ in group], dtype=torch.float64)
+    start = torch.tensor([[item[0][n] for n in PARAM_NAMES] for item in group], dtype=torch.float64)
     start[:, 3:5] -= offset
-    spread = PRIOR_WIDTH * torch.tensor([[row[f"{n}_sigma"] for n in PARAM_NAMES] for row, _, _ in group],
+    spread = PRIOR_WIDTH * torch.tensor([[item[0][f"{n}_sigma"] for n in PARAM_NAMES] for item in group],
                                         dtype=torch.float64)
     spec = fit["spec"]
     result = refine_lenses(data, start, spread, arcs=arcs,
@@ -220,7 +222,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     value, sigma = result.params.clone(), result.sigma
     lo95, hi95 = value - Z95 * sigma, value + Z95 * sigma
     if fit["posterior"] == "mcmc" and result.pixelated is None:
-        final = ImageData(data.image, data.sigma, result.mask, data.psf, grid)
+        final = result.fitted(data)
         posterior = sample_posterior(spec, final, result.params, result.covariance,
                                      prior=(start, spread) if fit["prior"] else None)
         value, sigma, lo95, hi95 = posterior.median, posterior.sigma, posterior.lo95, posterior.hi95
@@ -238,7 +240,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     if figures is not None:
         _figures(group, data, result, figures)
     out = {}
-    for i, (row, cutout, _) in enumerate(group):
+    for i, (row, cutout, _, prepared) in enumerate(group):
         columns = {name: tuple(float(c[i, j]) for c in (value, sigma, lo95, hi95, statistical))
                    for j, name in enumerate(spec.names)}
         for k in range(spec.n_light):
@@ -246,7 +248,11 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
             flux = sersic_total_flux(result.amplitude[i, int(spec.source) + k], torch.tensor(r, dtype=torch.float64),
                                      torch.tensor(n, dtype=torch.float64))
             columns[f"light{k + 1}_flux"] = (float(flux), math.nan, math.nan, math.nan, math.nan)
-        out[row["index"]] = dict(columns=columns, chi2=float(result.chi2[i]), reduced_chi2=float(result.reduced_chi2[i]),
+        _, phi = e1e2_to_qphi(torch.tensor(columns["e1"][0]), torch.tensor(columns["e2"][0]))
+        sky = prepared.sky_position(columns["center_x"][0], columns["center_y"][0])
+        out[row["index"]] = dict(columns=columns, pa_refined=prepared.position_angle(math.degrees(float(phi))),
+                                 ra_refined=sky[0] if sky else math.nan, dec_refined=sky[1] if sky else math.nan,
+                                 chi2=float(result.chi2[i]), reduced_chi2=float(result.reduced_chi2[i]),
                                  delta_bic=float(bic[i]), n_fit_pixels=int((~result.mask[i]).sum()),
                                  noise_source=cutout.noise_source, psf_source=cutout.psf_source, seconds=seconds)
     return out
@@ -267,6 +273,9 @@ def _add_columns(table: Table, index: list[int], refined: dict, spec: ModelSpec)
     q, phi = _qphi(table["e1_refined"], table["e2_refined"])
     table["q_refined"], table["phi_refined"] = q, phi
     table["phi_refined"].unit = "deg"
+    for name in ("pa_refined", "ra_refined", "dec_refined"):
+        table[name] = [refined[i][name] if i in refined else math.nan for i in index]
+        table[name].unit = "deg"
     if spec.shear:
         strength, angle = shear_cartesian_to_polar(torch.tensor(np.asarray(table["gamma1_refined"], dtype=float)),
                                                    torch.tensor(np.asarray(table["gamma2_refined"], dtype=float)))
@@ -302,11 +311,11 @@ def _figures(group, data: ImageData, result, figures) -> None:
     """Data, model and residual (and the source plane of a pixelated fit) of each lens of a group."""
     if result.pixelated is None:
         with torch.no_grad():
-            model, _, _ = model_images(result.params, data, 1, result.spec)
+            model, _, _ = model_images(result.params, result.fitted(data), 1, result.spec)
         fitted, label = ~result.mask, "model"
     else:
         model, fitted, label = result.pixelated.inversion.model, result.pixelated.region, "SIE + pixelated source"
-    for i, (row, cutout, _) in enumerate(group):
+    for i, (row, cutout, _, _) in enumerate(group):
         fitted_file = Path(cutout.where.rsplit("[", 1)[0])
         residual = torch.where(fitted[i], (data.image[i] - model[i]) / data.sigma[i], 0.0).numpy()
         panels = [("data", data.image[i].numpy()), (label, model[i].numpy()), ("residual / sigma", residual)]
@@ -317,4 +326,18 @@ def _figures(group, data: ImageData, result, figures) -> None:
         title = (f"{fitted_file.name}: theta_E = {float(result.lens[i, 0]):.3f}\", reduced chi2 "
                  f"{float(result.reduced_chi2[i]):.2f} ({result.spec.describe()})")
         deblend_figure(panels, data.grid.pixel_scale, Path(figures) / f"{fitted_file.stem}_refined.png",
-                       title=title, mask=result.mask[i].numpy(), residuals=("residual / sigma",))
+                       title=title, mask=result.mask[i].numpy(), residuals=("residual / sigma",),
+                       critical=_jacobian_determinant(result.spec, result.params[i:i + 1], data.grid),
+                       pixel_to_sky=pixel_to_sky(cutout.wcs), unit=f"{cutout.unit} per pixel".strip())
+
+
+def _jacobian_determinant(spec: ModelSpec, params: torch.Tensor, grid: PixelGrid) -> np.ndarray:
+    """det A = det(d beta / d theta) of the fitted mass over the image, on 2 x 2 sub-pixels: its zero line is
+    the critical curve."""
+    x, y = grid.coordinates(2, dtype=torch.float64)
+    with torch.no_grad():
+        bx, by = spec.trace(params.double(), x, y, grid.pixel_scale)
+    step = grid.pixel_scale / 2
+    dbx_dy, dbx_dx = torch.gradient(bx[0], spacing=step)
+    dby_dy, dby_dx = torch.gradient(by[0], spacing=step)
+    return (dbx_dx * dby_dy - dbx_dy * dby_dx).numpy()

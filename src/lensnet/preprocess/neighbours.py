@@ -1,0 +1,97 @@
+"""Objects in a lens cutout that are not part of the lens system: companions, stars, foreground galaxies.
+
+:func:`neighbour_mask` finds them and returns the pixels to leave out, by this rule:
+
+1. **Sources**: pixels more than :data:`DETECT_SIGMA` times the sky rms above the sky (sigma-clipped median and
+   standard deviation of the valid pixels), on the image smoothed by a Gaussian of one pixel, in groups of at
+   least :data:`MIN_PIXELS` touching pixels (photutils' ``detect_sources``), split where several peaks blend
+   (``deblend_sources``: 32 levels, contrast 0.001), as SExtractor does.
+2. **The lens system** is kept: the source under the centre (the lens galaxy and whatever blends with it), every
+   source whose centroid lies within ``keep_radius`` arcsec of the centre (the arcs and counter-images of
+   Einstein radii up to 3″), and beyond it every source stretched along the tangent as an arc is
+   (elongation at least :data:`ARC_ELONGATION`, major axis within :data:`ARC_ANGLE_DEG` of the tangent).
+3. Every other source is a **neighbour**: its pixels, grown by :data:`GROW_PIXELS` for its faint wings, are
+   masked.
+
+A companion closer than ``keep_radius`` is kept; the joint fit's clipping of pixels its model cannot describe
+(:func:`lensnet.refine.refine_lenses`) then takes what it can.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from astropy.convolution import Gaussian2DKernel, convolve
+from astropy.stats import sigma_clipped_stats
+from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+from scipy.ndimage import binary_dilation
+
+__all__ = ["ARC_ANGLE_DEG", "ARC_ELONGATION", "DETECT_SIGMA", "GROW_PIXELS", "KEEP_RADIUS", "MIN_PIXELS",
+           "neighbour_mask"]
+
+#: Detection threshold, in sky rms above the sky.
+DETECT_SIGMA = 2.0
+#: Smallest source, in touching pixels.
+MIN_PIXELS = 5
+#: arcsec: sources whose centroid lies closer to the centre belong to the lens system (the paper's prior reaches
+#: Einstein radii of 3").
+KEEP_RADIUS = 3.0
+#: A source beyond ``keep_radius`` is an arc, and kept, when at least this elongated...
+ARC_ELONGATION = 1.25
+#: ...along a direction within this many degrees of the tangent.
+ARC_ANGLE_DEG = 30.0
+#: Pixels added around a neighbour (its wings below the threshold).
+GROW_PIXELS = 2
+
+
+def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, float], pixel_scale: float,
+                   keep_radius: float = KEEP_RADIUS) -> tuple[np.ndarray, int]:
+    """The pixels (H, W) of ``data`` covered by neighbours (module docstring), and how many neighbours.
+
+    Parameters
+    ----------
+    data : ndarray, (H, W)
+        The image, any flux unit, sky included or not.
+    valid : ndarray of bool, (H, W)
+        False where a pixel holds no data (NaN, masked): ignored.
+    center : (float, float)
+        The lens centre (x, y) in 0-based pixels.
+    pixel_scale : float
+        arcsec per pixel.
+    keep_radius : float
+        arcsec: sources centred closer than this are part of the lens system [:data:`KEEP_RADIUS`].
+    """
+    mask = np.zeros(data.shape, bool)
+    if valid.sum() < 10 * MIN_PIXELS:
+        return mask, 0
+    _, sky, rms = sigma_clipped_stats(data[valid], sigma=3.0, maxiters=10)
+    if not rms > 0:
+        return mask, 0
+    smooth = convolve(np.where(valid, data - sky, 0.0), Gaussian2DKernel(1.0), mask=~valid,
+                      nan_treatment="fill", fill_value=0.0)
+    segments = detect_sources(smooth, DETECT_SIGMA * rms, MIN_PIXELS, mask=~valid)
+    if segments is None:
+        return mask, 0
+    segments = deblend_sources(smooth, segments, MIN_PIXELS, n_levels=32, contrast=0.001, progress_bar=False)
+    cx, cy = center
+    row, col = int(round(min(max(cy, 0), data.shape[0] - 1))), int(round(min(max(cx, 0), data.shape[1] - 1)))
+    central = int(segments.data[row, col])
+    neighbours = []
+    for source in SourceCatalog(data - sky, segments, mask=~valid):
+        if source.label == central:
+            continue
+        x, y = float(source.x_centroid), float(source.y_centroid)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        distance = math.hypot(x - cx, y - cy) * pixel_scale
+        if distance <= keep_radius:
+            continue
+        tangent = math.degrees(math.atan2(y - cy, x - cx)) + 90.0
+        off = abs((float(source.orientation.value) - tangent + 90.0) % 180.0 - 90.0)
+        if float(source.elongation) >= ARC_ELONGATION and off <= ARC_ANGLE_DEG:
+            continue  # an arc beyond the keep radius
+        neighbours.append(source.label)
+    if neighbours:
+        mask = binary_dilation(np.isin(segments.data, neighbours), iterations=GROW_PIXELS) & valid
+    return mask, len(neighbours)

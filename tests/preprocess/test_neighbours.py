@@ -1,0 +1,59 @@
+"""Neighbours in lens cutouts: a companion is found and masked, the lens system (galaxy, arcs) never."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_dilation
+
+from lensnet.preprocess.neighbours import KEEP_RADIUS, neighbour_mask
+from lensnet.simulate import LensSimulator, get_preset
+from lensnet.simulate.seeds import batch_seed
+
+
+@pytest.fixture(scope="module")
+def lenses():
+    """hst-acs test lenses with noise and PSF, no cosmic rays, hot pixels or masks."""
+    config = get_preset("hst-acs").for_split("test")
+    obs = config.observation
+    off = dict(cosmic_rays=replace(obs.cosmic_rays, probability=0.0), hot_pixels=replace(obs.hot_pixels, probability=0.0),
+               masks=replace(obs.masks, probability=0.0))
+    batch = LensSimulator(replace(config, observation=replace(obs, **off))).simulate(6, batch_seed(11, 0))
+    return batch.observed[:, 0].double().numpy(), batch.clean[:, 0].double().numpy(), config.pixel_scale
+
+
+def _companion(shape, x, y, pixel_scale, peak=2.0, sigma_arcsec=0.15):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return peak * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) * pixel_scale ** 2 / (2 * sigma_arcsec ** 2))
+
+
+def test_a_companion_is_masked_and_the_arcs_are_not(lenses):
+    observed, clean, scale = lenses
+    n = observed.shape[-1]
+    centre = ((n - 1) / 2, (n - 1) / 2)
+    valid = np.ones((n, n), bool)
+    for i in range(len(observed)):
+        arcs = binary_dilation(clean[i] > 0.05, iterations=2)
+        mask, count = neighbour_mask(observed[i], valid, centre, scale)
+        assert count == 0 and not mask.any()
+        angle = 0.7 * i
+        x, y = centre[0] + 3.6 / scale * np.cos(angle), centre[1] + 3.6 / scale * np.sin(angle)
+        companion = _companion((n, n), x, y, scale)
+        mask, count = neighbour_mask(observed[i] + companion, valid, centre, scale)
+        assert count == 1
+        assert mask[companion > 0.1].all()  # the companion down to 5% of its peak
+        assert not (mask & arcs).any()
+
+
+def test_an_arc_beyond_the_keep_radius_is_kept_a_round_object_there_is_not():
+    n, scale = 200, 0.04
+    centre = ((n - 1) / 2, (n - 1) / 2)
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(xx - centre[0], yy - centre[1]) * scale
+    angle = np.arctan2(yy - centre[1], xx - centre[0])
+    radius = KEEP_RADIUS + 0.6
+    arc = np.exp(-((r - radius) / 0.06) ** 2 / 2 - (angle / 0.35) ** 2 / 2)  # tangential, along +x
+    blob = _companion((n, n), centre[0], centre[1] + radius / scale, scale, peak=1.0)  # round, along +y
+    image = arc + blob + np.random.default_rng(0).normal(0, 0.02, (n, n))
+    mask, count = neighbour_mask(image, np.ones((n, n), bool), centre, scale)
+    assert count == 1 and mask[blob > 0.1].all() and not mask[arc > 0.1].any()
