@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS

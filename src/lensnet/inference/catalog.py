@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi
-from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
+from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
 from lensnet.io.fits import read_image_with_extensions, write_table
 from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
