@@ -101,6 +101,11 @@ def test_catalogue_formats_and_lenstronomy(predictor, lens_files, tmp_path):
     kwargs = json.loads(write_lenstronomy(table, tmp_path / "lenses.json").read_text())
     first = kwargs[str(lens_files[0][0])]
     assert first["lens_model_list"] == ["SIE"] and set(first["kwargs_lens"][0]) == set(PARAM_NAMES)
+    # North up, east left: the sky frame mirrors x, so e1 stays and e2 changes sign; the centre is the origin.
+    image, sky = first["kwargs_lens"][0], first["kwargs_lens_sky"][0]
+    assert sky["e1"] == pytest.approx(image["e1"], abs=1e-6) and sky["e2"] == pytest.approx(-image["e2"], abs=1e-6)
+    assert sky["theta_E"] == image["theta_E"] and (sky["center_x"], sky["center_y"]) == (0.0, 0.0)
+    assert (first["ra"], first["dec"]) == pytest.approx((table["ra"][0], table["dec"][0]))
 
 
 def test_find_fits_takes_files_folders_and_globs(lens_files, tmp_path):

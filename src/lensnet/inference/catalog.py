@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from lensnet import __version__
-from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi
+from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi, qphi_to_e1e2
 from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
 from lensnet.io.fits import read_image_with_extensions, write_table
@@ -285,7 +285,12 @@ def write_catalog(table: Table, path: str | Path, overwrite: bool = False) -> Pa
 
 
 def write_lenstronomy(table: Table, path: str | Path, overwrite: bool = False) -> Path:
-    """Each lens as lenstronomy's ``kwargs_lens`` of an SIE (JSON: file -> model list and kwargs)."""
+    """Each lens as lenstronomy's ``kwargs_lens`` of an SIE (JSON: file -> model list and kwargs).
+
+    ``kwargs_lens`` is in the image's axes; where the image has a celestial WCS, ``kwargs_lens_sky`` is the same
+    lens in the sky frame lenstronomy's data classes use (x the RA offset, increasing east; y the Dec offset,
+    north; arcsec from the lens centre at ``ra``, ``dec``): its angle phi_sky = 90 deg - pa.
+    """
     out = {}
     for row in table:
         if row["error"]:
@@ -294,6 +299,15 @@ def write_lenstronomy(table: Table, path: str | Path, overwrite: bool = False) -
                             "kwargs_lens": [{n: float(row[n]) for n in PARAM_NAMES}],
                             "kwargs_lens_sigma": [{n: float(row[f"{n}_sigma"]) for n in PARAM_NAMES}],
                             "axes": "lensnet image axes: x along columns, y along rows, arcsec from the cutout centre"}
+        if math.isfinite(float(row["pa"])):
+            e1, e2 = qphi_to_e1e2(torch.tensor(float(row["q"]), dtype=torch.float64),
+                                  torch.tensor(math.radians(90.0 - float(row["pa"])), dtype=torch.float64))
+            out[row["file"]].update(
+                kwargs_lens_sky=[{"theta_E": float(row["theta_E"]), "e1": float(e1), "e2": float(e2),
+                                  "center_x": 0.0, "center_y": 0.0}],
+                ra=float(row["ra"]), dec=float(row["dec"]),
+                sky_frame="x = RA offset (increasing east), y = Dec offset (north), arcsec from the lens centre "
+                          "at (ra, dec) degrees; phi counter-clockwise from east towards north = 90 deg - pa")
     path = Path(path)
     check_writable(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
