@@ -426,7 +426,10 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
         raise click.UsageError("give --weights or --checkpoint, not both")
     if refine_fit and (devices != "1" or num_nodes > 1 or symmetrize):
         raise click.UsageError("--refine runs in one process, without --symmetrize")
-    for target in filter(None, (output, lenstronomy_json)):
+    # Beside the catalogue, the pixels each network estimate left out (NaN, masks, cosmic rays, neighbours).
+    one_process = not (refine_fit or devices != "1" or num_nodes > 1)
+    masks = str(Path(output).with_name(Path(output).stem + "_masks.fits")) if one_process else None
+    for target in filter(None, (output, lenstronomy_json, masks)):
         check_writable(target)
         if Path(target).exists() and not overwrite:
             raise click.UsageError(f"{target} exists; pass --overwrite to replace it")
@@ -466,14 +469,15 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
         write_catalog(table, output, overwrite=overwrite)
     else:
         table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
-                             progress=not no_progress_bar, **options)
+                             progress=not no_progress_bar, masks=masks, **options)
         write_catalog(table, output, overwrite=overwrite)
     if lenstronomy_json:
         write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
     failed = [(row["file"], row["error"]) for row in table if row["error"]]
     for file, reason in failed:
         click.echo(f"skipped {file}: {reason}", err=True)
-    click.echo(f"wrote {output}: {len(table) - len(failed)} lens(es) estimated, {len(failed)} file(s) failed")
+    click.echo(f"wrote {output}: {len(table) - len(failed)} lens(es) estimated, {len(failed)} file(s) failed"
+               + (f"; the pixels left out in {masks}" if masks else ""))
     if failed:
         sys.exit(1)
 

@@ -122,6 +122,9 @@ def test_cli_exit_code_says_whether_a_file_failed(lens_files, tmp_path):
     out = tmp_path / "cat.ecsv"
     result = CliRunner().invoke(cli, ["predict", str(paths[0]), "-o", str(out), "--no-progress-bar", "--workers", "0"])
     assert result.exit_code == 0, result.output
+    # Beside the catalogue, the pixels the estimate left out, on the network's grid.
+    with fits.open(tmp_path / "cat_masks.fits") as hdul:
+        assert hdul[1].name == "MASK0" and hdul[1].header["FILE"] == paths[0].name and hdul[1].data.shape == (192, 192)
     result = CliRunner().invoke(cli, ["predict", str(paths[0]), str(tmp_path / "bad.fits"), "-o", str(out),
                                       "--overwrite", "--no-progress-bar", "--workers", "0"])
     assert result.exit_code == 1 and "1 file(s) failed" in result.output and len(Table.read(out)) == 2

@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from astropy.coordinates import SkyCoord
+from astropy.io import fits
 from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -39,12 +40,12 @@ from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi, qphi_to_e1e2
 from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
-from lensnet.io.fits import read_image_with_extensions, write_table
+from lensnet.io.fits import read_image_with_extensions, write_hdulist, write_table
 from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
                                      read_fits_image)
 
 __all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "estimate_items", "find_fits",
-           "fits_inputs", "predict_fits", "write_catalog", "write_lenstronomy"]
+           "fits_inputs", "predict_fits", "write_catalog", "write_lenstronomy", "write_masks"]
 
 #: File names taken from a folder.
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
@@ -134,7 +135,7 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
                  sky_center: tuple[float, float] | None = None, mask: str | Path | None = None,
                  cosmic_rays: bool | None = None, keep_neighbours: bool = False, batch_size: int = 64,
                  num_workers: int = 0, symmetrize: bool = False,
-                 progress: bool = True) -> Table:
+                 progress: bool = True, masks: str | Path | None = None) -> Table:
     """Estimate the lens parameters of FITS images; one catalogue row per file (see the module docstring).
 
     Parameters
@@ -172,6 +173,8 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
         Average over the 8 rotations and reflections of each image [False].
     progress : bool
         Show a progress bar [True].
+    masks : str or Path, optional
+        Also write the pixels each estimate left out to this FITS file (:func:`write_masks`) [not written].
 
     Returns
     -------
@@ -181,12 +184,26 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     dataset = fits_inputs(predictor, paths, hdu=hdu, plane=plane, pixel_scale=pixel_scale, center=center,
                           sky_center=sky_center, mask=mask, cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
     loader = DataLoader(dataset, batch_size=int(batch_size), num_workers=num_workers, collate_fn=list)
-    rows = []
+    rows, left_out = [], []
     with tqdm(total=len(dataset), unit="file", desc="estimating", disable=not progress) as bar:
         for items in loader:
             rows += estimate_items(predictor, items, symmetrize)
+            left_out += [(i, info, m[0].numpy()) for i, image, m, info in items if image is not None]
             bar.update(len(items))
+    if masks is not None:
+        write_masks(left_out, masks, dataset.grid.pixel_scale)
     return catalog_table(rows, predictor.card)
+
+
+def write_masks(masks: list[tuple[int, dict, np.ndarray]], path: str | Path, pixel_scale: float) -> Path:
+    """The pixels each estimate left out (1: NaN, user mask, cosmic ray, neighbour), on the network's grid: one
+    image HDU per file (``MASK<index>``, its ``FILE`` and ``HDU`` in the header), written atomically."""
+    hdus = [fits.PrimaryHDU()]
+    for index, info, mask in sorted(masks, key=lambda m: m[0]):
+        header = fits.Header([("FILE", Path(info["file"]).name, "the input"), ("HDU", info["hdu"], "its HDU read"),
+                              ("PIXSCALE", pixel_scale, "arcsec/pixel of the network's grid")])
+        hdus.append(fits.ImageHDU(mask.astype(np.uint8), header=header, name=f"MASK{index}"))
+    return write_hdulist(path, fits.HDUList(hdus), overwrite=True)
 
 
 def fits_inputs(predictor, paths: Sequence[str | Path], **options) -> FitsInputs:
