@@ -368,7 +368,8 @@ def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_i
         ring = (r > 0.5 * theta_e[:, None, None]) & (r < 1.5 * theta_e[:, None, None])
         first = replace(data, mask=data.mask | ring)
     # The first component's radius and index held near a de Vaucouleurs profile of the start's radius: on its
-    # own, under arcs or with them masked, a Sersic's R and n are degenerate and ran to their bounds.
+    # own, under arcs or with them masked, a Sersic's R and n are degenerate and ran to their bounds. _Prior acts
+    # on a model's first five parameters: for the lens light alone, its centre, R, n and e1 (the others left free).
     wide = torch.full_like(start[:, 0], 1e3)
     penalty = _Prior(torch.stack([start[:, 0], start[:, 1], start[:, 2], torch.full_like(wide, 4.0), start[:, 4]], 1),
                      torch.stack([wide, wide, start[:, 2], torch.full_like(wide, LIGHT_INDEX_SPREAD), wide], 1))
