@@ -17,7 +17,13 @@ holds) and the PSF, on the image's own pixels: 100 x 100 at 0.05" (HST-like) or 
 :data:`~lensnet.refine.catalog.PRIOR_WIDTH`), as the prior (``--no-prior``: the start only);
 (d) with ``--mcmc N``: (c)'s posterior sampled by emcee on the first N lenses;
 (e) with ``--lenstronomy N``: lenstronomy's ``FittingSequence`` of the same joint model (PSO then a short
-    MCMC), started at the truth's neighbourhood, on the first N lenses, as the peer anchor.
+    MCMC) on the first N lenses, as the peer anchor: started at the truth's neighbourhood, or, for lensnet's own
+    lenses (whose source parameters are not recorded), where (b) ended (lens, source) and the deblend's lens light.
+
+``--simulator multiband`` takes the lenses from lensnet's own two-band simulator instead
+(:class:`lensnet.simulate.multiband.TwoBandSimulator`, its red band 1 where the lens light dominates: Sersic
+sources, SIE without shear, 9 x 9 sub-pixels everywhere, a Gaussian PSF and white noise in units of the arcs'
+peak, the true rms map given to the fits).
 
 For each method and parameter (lensnet's convention, plus the shear): the 68% error, the fraction of lenses
 whose truth lies inside the 68% and 95% intervals, and seconds per lens on this machine. Results go to
@@ -54,6 +60,8 @@ from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.real import ModelGrid, prepare_image
 from lensnet.refine import ImageData, ModelSpec, refine_lenses, sample_posterior
 from lensnet.refine.catalog import PRIOR_WIDTH, SYSTEMATIC_FLOOR
+from lensnet.simulate.config import SimulationConfig
+from lensnet.simulate.multiband import TwoBandSimulator
 from lensnet.sources import hubble_deep_field_bank
 
 try:
@@ -120,6 +128,28 @@ def simulate(kwargs: dict, pixel_scale: float, rng: np.random.Generator, supersa
     return clean + sigma * rng.standard_normal(clean.shape), sigma, light, psf
 
 
+def multiband_set(num: int, seed: int, pixel_scale: float, supersample: int = 9):
+    """``num`` single-band lenses of lensnet's two-band simulator (band 1) on the 5" native grid of
+    ``pixel_scale``, lens priors as :func:`draw`'s: the (image, noise map, lens light, PSF) of each and the truths."""
+    n = int(round(5.0 / pixel_scale))
+    config = SimulationConfig.from_dict({
+        "name": "bench-joint", "n_pix": n, "pixel_scale": pixel_scale, "supersample": supersample,
+        "supersample_threshold": 0.0, "source": {"fractions": [0.0, 1.0, 0.0]},
+        "lens": {"theta_E_range": [0.6, 1.6], "one_minus_q_range": [0.05, 0.5], "center_range": 0.05}})
+    simulator = TwoBandSimulator(config)
+    batch = simulator.simulate(num, seed)
+    sigma_pixels = batch.record["psf_sigma"][:, 1].double()
+    half = int(math.ceil(4 * simulator.config.psf_sigma_pixels[1]))
+    sims = []
+    for i in range(num):
+        kernel = gaussian_kernels(sigma_pixels[i:i + 1], half)[0].numpy()
+        rms = float(batch.record["noise_rms"][i, 1])
+        sims.append((batch.bands[i, 1].double().numpy(), np.full((n, n), rms), batch.lens_light[i, 1].double().numpy(),
+                     kernel))
+    truth = torch.cat([batch.targets.double(), torch.zeros(num, 2, dtype=torch.float64)], 1)
+    return sims, truth
+
+
 def _padded(indices: list[torch.Tensor]) -> list[torch.Tensor]:
     """Finely rendered pixels (B, K) of several batches padded to one K by repeating each row's first pixel."""
     k = max(i.shape[1] for i in indices)
@@ -133,16 +163,20 @@ def truth_vector(kwargs: dict) -> list[float]:
 
 def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, mcmc: int, anchor: int,
         prior: bool = True, prior_width: float = PRIOR_WIDTH, source: str = "sersic", supersample: int = 1,
-        adaptive: bool = True, sim_supersample: int = 9) -> dict:
+        adaptive: bool = True, sim_supersample: int = 9, simulator: str = "lenstronomy") -> dict:
     predictor = load_pretrained()
     grid_model = ModelGrid.from_card(predictor.card)
-    rng = np.random.default_rng(seed)
-    bank = hubble_deep_field_bank().split(seed=0)["test"] if source == "real" else None
-    lenses = [draw(rng, pixel_scale, bank) for _ in range(num)]
-    sims = [simulate(k, pixel_scale, rng, sim_supersample) for k in lenses]
+    if simulator == "multiband":
+        lenses = None
+        sims, truth = multiband_set(num, seed, pixel_scale, sim_supersample)
+    else:
+        rng = np.random.default_rng(seed)
+        bank = hubble_deep_field_bank().split(seed=0)["test"] if source == "real" else None
+        lenses = [draw(rng, pixel_scale, bank) for _ in range(num)]
+        sims = [simulate(k, pixel_scale, rng, sim_supersample) for k in lenses]
+        truth = torch.tensor([truth_vector(k) for k in lenses], dtype=torch.float64)
     n = sims[0][0].shape[0]
     grid = PixelGrid(n, pixel_scale)
-    truth = torch.tensor([truth_vector(k) for k in lenses], dtype=torch.float64)
     psf = torch.stack([torch.from_numpy(s[3]) for s in sims])
     image = torch.stack([torch.from_numpy(s[0]) for s in sims])
     sigma = torch.stack([torch.from_numpy(s[1]) for s in sims])
@@ -150,9 +184,10 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
     seconds, results = {}, {}
     # (a) the network on the deblended, resampled image.
     t0 = time.perf_counter()
-    arcs, prepared, masks = [], [], []
+    arcs, prepared, masks, light_fits = [], [], [], []
     for img, sig, _, kernel in sims:
         fit = fit_lens_light(img, pixel_scale, noise=sig, psf=kernel)
+        light_fits.append(fit.params)
         arcs.append(torch.from_numpy(fit.arcs))
         ready = prepare_image(fit.arcs, grid_model, pixel_scale)
         prepared.append(torch.from_numpy(ready.image)[None])
@@ -177,6 +212,8 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
         params = torch.cat([f.params for f in fitted])[:, columns]
         errors = torch.cat([f.sigma for f in fitted])[:, columns]
         results[method] = (params, errors, None)
+        if method == "deblend + fit":
+            arcs_fit = torch.cat([f.params for f in fitted])
         print(f"{method}: {seconds[method]:.2f} s/lens, median reduced chi2 "
               f"{float(torch.cat([f.reduced_chi2 for f in fitted]).median()):.3f}", flush=True)
         if method == "joint fit" and mcmc:
@@ -191,7 +228,8 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
             seconds["joint fit, MCMC"] = (time.perf_counter() - t0) / mcmc + seconds[method]
             results["joint fit, MCMC"] = (post.median[:, columns], post.sigma[:, columns],
                                           (post.lo95[:, columns], post.hi95[:, columns]))
-    out = {"num": num, "seed": seed, "pixel_scale": pixel_scale, "n_pix": n, "restarts": restarts, "prior": prior, "source": source,
+    out = {"num": num, "seed": seed, "simulator": simulator, "pixel_scale": pixel_scale, "n_pix": n,
+           "restarts": restarts, "prior": prior, "source": source,
            "supersample": supersample, "adaptive": adaptive, "sim_supersample": sim_supersample,
            "prior_width": prior_width,
            "max_iter": max_iter, "instrument": dict(zip(("exposure_s", "sky_rms", "psf_fwhm"), INSTRUMENTS[pixel_scale])),
@@ -222,16 +260,31 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
                 "coverage95": dict(zip(NAMES, (residual.abs() <= Z95 * total).double().mean(0).tolist()))}
             seconds["joint fit + systematic floor"] = seconds[method]
     if anchor:
-        out["lenstronomy"] = lenstronomy_fits(lenses[:anchor], sims[:anchor], pixel_scale)
+        if lenses is None:
+            arcs_spec = ModelSpec(shear=True)
+            lenses = [_kwargs_from_fits(arcs_spec, arcs_fit[i], light_fits[i]) for i in range(anchor)]
+        out["lenstronomy"] = lenstronomy_fits(lenses[:anchor], sims[:anchor], truth[:anchor], pixel_scale)
     return out
 
 
-def lenstronomy_fits(lenses: list[dict], sims: list, pixel_scale: float) -> dict:
-    """lenstronomy's FittingSequence of the joint model (PSO, then a short emcee run) on a few lenses."""
+def _kwargs_from_fits(spec: ModelSpec, params: torch.Tensor, light: dict) -> dict:
+    """lenstronomy kwargs (the anchor's start) from a fit of the arcs and the deblend's lens light."""
+    value = {k: float(params[spec.index(k)]) for k in spec.names}
+    return {"lens": [{k: value[k] for k in NAMES[:5]}, {"gamma1": value["gamma1"], "gamma2": value["gamma2"],
+                                                        "ra_0": 0.0, "dec_0": 0.0}],
+            "source": [{"amp": 1.0, **{k: value[f"source_{k}"] for k in ("R_sersic", "n_sersic", "e1", "e2",
+                                                                         "center_x", "center_y")}}],
+            "light": [{"amp": 1.0, **{k: float(light[k]) for k in ("R_sersic", "n_sersic", "e1", "e2", "center_x",
+                                                                   "center_y")}}]}
+
+
+def lenstronomy_fits(lenses: list[dict], sims: list, truth: torch.Tensor, pixel_scale: float) -> dict:
+    """lenstronomy's FittingSequence of the joint model (PSO, then a short emcee run) on a few lenses, started at
+    ``lenses`` (kwargs), scored against ``truth`` (lensnet's columns and the shear)."""
     from lenstronomy.Workflow.fitting_sequence import FittingSequence
 
     seconds, errors = 0.0, []
-    for kwargs, (image, sigma, _, psf) in zip(lenses, sims):
+    for kwargs, (image, sigma, _, psf), true in zip(lenses, sims, truth.tolist()):
         n = image.shape[0]
         corner = -(n - 1) / 2 * pixel_scale
         kwargs_data = {"image_data": image, "noise_map": sigma, "transform_pix2angle": np.diag([pixel_scale] * 2),
@@ -266,8 +319,8 @@ def lenstronomy_fits(lenses: list[dict], sims: list, pixel_scale: float) -> dict
                               ["MCMC", {"n_burn": 50, "n_run": 50, "walkerRatio": 4, "sigma_scale": 0.1}]])
         seconds += time.perf_counter() - t0
         best = fitting.best_fit()["kwargs_lens"]
-        errors.append([best[0][k] - lens[k] for k in NAMES[:5]] + [best[1]["gamma1"] - shear["gamma1"],
-                                                                 best[1]["gamma2"] - shear["gamma2"]])
+        fitted = [best[0][k] for k in NAMES[:5]] + [best[1]["gamma1"], best[1]["gamma2"]]
+        errors.append([f - t for f, t in zip(fitted, true)])
     return {"lenses": len(lenses), "seconds_per_lens": seconds / len(lenses),
             "abs_error": dict(zip(NAMES, np.abs(np.asarray(errors)).mean(0).tolist()))}
 
@@ -277,9 +330,11 @@ def write(result: dict, argv: str) -> Path:
     machine = machine_description(torch.device("cpu"))
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               **result}
-    name = f"joint_cpu_{result['source']}_{str(result['pixel_scale']).replace('.', 'p')}{result['tag']}"
+    prefix = "joint_cpu_multiband_" if result.get("simulator") == "multiband" else "joint_cpu_"
+    name = f"{prefix}{result['source']}_{str(result['pixel_scale']).replace('.', 'p')}{result['tag']}"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Joint lens model on lenstronomy-simulated lenses ({result['source']} sources), "
+    simulator = result.get("simulator", "lenstronomy")
+    lines = [f"# Joint lens model on {simulator}-simulated lenses ({result['source']} sources), "
              f"{result['n_pix']}x{result['n_pix']} at "
              f"{result['pixel_scale']}\" ({machine['cpu']}, {machine['cores']} cores, torch {machine['torch']})", "",
              f"`python benchmarks/bench_joint.py {argv}`, {result['date']}. 68% error / coverage of the 68% interval / "
@@ -319,15 +374,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-adaptive", action="store_true",
                         help="render every pixel at its centre (or --supersample), none finely")
     parser.add_argument("--sim-supersample", type=int, default=9, help="sub-pixels per side of the simulated images")
+    parser.add_argument("--simulator", choices=("lenstronomy", "multiband"), default="lenstronomy",
+                        help="lenstronomy's renderer (independent), or lensnet's two-band simulator (band 1)")
     parser.add_argument("--tag", default="", help="appended to the results' file name")
     parser.add_argument("--source", choices=("sersic", "real"), default="sersic",
                         help="Sersic sources, or real galaxies (the Hubble deep field's test split) the fit's Sersic "
                              "profile cannot describe")
     args = parser.parse_args(argv)
+    if args.simulator == "multiband" and args.source != "sersic":
+        parser.error("--simulator multiband draws Sersic sources only")
     torch.set_num_threads(2)
     result = run(args.num, args.seed, args.pixel_scale, args.restarts, args.max_iter, args.mcmc, args.lenstronomy,
                  not args.no_prior, args.prior_width, args.source, args.supersample, not args.no_adaptive,
-                 args.sim_supersample)
+                 args.sim_supersample, args.simulator)
     result["tag"] = args.tag
     print(write(result, " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())).read_text())
     return result

@@ -5,7 +5,9 @@ in two filters: a blue one (band 0), where the star-forming source is bright, an
 where the lens galaxy's old stars dominate. Per image:
 
 - **lens light**: an elliptical Sérsic centred on the mass, with its own axis ratio and angle near the
-  mass's (``q_light = q_mass + N(0, light_q_scatter)``, ``phi_light = phi_mass + N(0, light_angle_scatter_deg)``);
+  mass's (``q_light = q_mass + N(0, light_q_scatter)``, ``phi_light = phi_mass + N(0, light_angle_scatter_deg)``),
+  averaged over ``light_supersample`` x ``light_supersample`` sub-pixels (a pixel-centre sample of its cusp
+  is up to twice the pixel's mean, which biases any fit of the light by 1-2 sigma);
 - **colours**: the arcs' band-1/band-0 flux ratio ~ U(``source_color``), the lens light's ~ U(``lens_color``);
   the lens light's peak in band 1 is U(``light_to_arc``) times the arcs' peak there;
 - **observation**: a Gaussian PSF per band (sigma ~ U(``psf_sigma_pixels``)) and white Gaussian noise per band
@@ -25,8 +27,9 @@ from lensnet.configfile import Config, setting
 from lensnet.conventions import qphi_to_e1e2
 from lensnet.observe.psf import convolve, gaussian_kernels
 from lensnet.simulate.config import SimulationConfig
+from lensnet.simulate.render import render_unlensed
 from lensnet.simulate.simulator import LensSimulator
-from lensnet.sources.sersic import sersic_profile
+from lensnet.sources.sersic import Sersic
 
 __all__ = ["TwoBandBatch", "TwoBandConfig", "TwoBandSimulator"]
 
@@ -40,6 +43,7 @@ class TwoBandConfig(Config):
     light_q_scatter: float = setting(0.1, "std of the lens light's axis ratio about the mass's", min=0.0)
     light_angle_scatter_deg: float = setting(10.0, "std of the lens light's angle about the mass's", min=0.0)
     light_to_arc: tuple[float, float] = setting((2.0, 20.0), "lens-light peak over arc peak, band 1", min=0.0)
+    light_supersample: int = setting(8, "sub-pixels per pixel side of the lens light", min=1, max=32)
     source_color: tuple[float, float] = setting((0.3, 1.0), "arcs' band-1/band-0 flux ratio (blue)", min=0.0)
     lens_color: tuple[float, float] = setting((2.0, 5.0), "lens light's band-1/band-0 flux ratio (red)", min=0.0)
     psf_sigma_pixels: tuple[float, float] = setting((0.5, 1.5), "Gaussian PSF sigma per band", min=0.1, max=10.0)
@@ -97,9 +101,8 @@ class TwoBandSimulator:
         phi_light = phi + normal(math.radians(cfg.light_angle_scatter_deg))
         e1, e2 = qphi_to_e1e2(q_light, phi_light)
         radius, index = uniform(cfg.light_R_sersic_arcsec), uniform(cfg.light_n_sersic)
-        x, y = self.grid.coordinates(device=clean.device, dtype=clean.dtype)
-        profile = sersic_profile(x, y, torch.ones_like(radius), radius, index, e1, e2, params.center_x,
-                                 params.center_y)
+        profile = render_unlensed(Sersic(torch.ones_like(radius), radius, index, e1, e2, params.center_x,
+                                         params.center_y), self.grid, cfg.light_supersample)
         red = [convolve(profile[:, None], kernels[k])[:, 0] for k in range(2)]
         light_peak = uniform(cfg.light_to_arc) * arcs[:, 1].amax(dim=(1, 2))
         lens_color = uniform(cfg.lens_color)
