@@ -16,6 +16,7 @@ from lensnet.errors import LensnetValueError
 from lensnet.lensing import PixelGrid
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.refine import ImageData, ModelSpec, refine_lenses
+from lensnet.refine import fit as fit_module
 from lensnet.refine.fit import LENSED_DELTA_BIC, delta_bic
 from lensnet.refine.model import ADAPTIVE_FACTOR, ADAPTIVE_MAX_FRACTION, adaptive_pixels, chi_square_at
 from lensnet.refine.posterior import sample_posterior
@@ -96,6 +97,39 @@ def test_a_noiseless_joint_lens_is_recovered_from_a_start_ten_percent_off():
     assert (result.amplitude - AMPLITUDES).abs().max() < 0.01 * AMPLITUDES.max()
     assert float(result.reduced_chi2[0]) < 1e-3
     assert torch.isfinite(result.sigma).all()
+
+
+def test_a_poor_fit_is_searched_again_from_round_starts_and_a_good_one_is_not(monkeypatch):
+    """The staged search's first answer replaced by a wrong minimum (theta_E 30% low): its chi^2 lies far above
+    expectation, so the lens is searched again, from round SIE starts, and the truth is found; a right answer
+    is searched once."""
+    psf = _psf()
+    generator = torch.Generator().manual_seed(3)
+    clean = _noiseless(JOINT, TRUTH, AMPLITUDES, psf, 5)
+    sigma = torch.full_like(clean, 0.01)
+    image = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=F64)
+    start = TRUTH[:, :5] * torch.tensor([1.05, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+    staged, calls = fit_module._staged, []
+
+    def wrong_first(spec, data, arcs, lens_starts, *args, **kwargs):
+        u, searched, value = staged(spec, data, arcs, lens_starts, *args, **kwargs)
+        calls.append(lens_starts)
+        if len(calls) == 1 and corrupt:
+            p = spec.to_physical(u)
+            p[:, 0] *= 0.7
+            u = spec.to_unconstrained(p)
+        return u, searched, value
+
+    monkeypatch.setattr(fit_module, "_staged", wrong_first)
+    for corrupt in (False, True):
+        calls.clear()
+        result = refine_lenses(_data(image, sigma, psf), start, torch.full_like(start, 0.05), spec=JOINT, restarts=2,
+                               max_iter=150, prior=False)
+        assert len(calls) == (2 if corrupt else 1)
+        assert float(result.reduced_chi2[0]) < 1.1
+        assert ((result.params - TRUTH)[0, :5].abs() < 4 * result.sigma[0, :5]).all(), result.params - TRUTH
+    # The retry's SIE starts are the first search's, made round.
+    assert torch.allclose(calls[1][:, 1:3], calls[0][:, 1:3] - start[:, 1:3].to(calls[0].dtype))
 
 
 def test_laplace_errors_agree_with_the_mcmc_posterior():
