@@ -72,7 +72,7 @@ MIN_COVERAGE = 0.9
 #: Starts per lens (``restarts``).
 RESTARTS = 8
 #: A joint fit whose chi^2 lies this many sigma (sqrt(2 dof)) above its expectation is searched again from two
-#: more starts (:func:`refine_lenses`): 2 retries 2% of right fits.
+#: more starts (:func:`refine_lenses`): 2 retries about 2% of right fits.
 RETRY_SIGMA = 2.0
 #: Residual, in sigma, above which a pixel counts as arc when the lens light is first fitted alone.
 ARC_CLIP = 3.0
@@ -442,8 +442,9 @@ def _staged(spec: ModelSpec, data: ImageData, arcs: ImageData, lens_starts: torc
             supersample: int, adaptive: bool, also: list[torch.Tensor] = ()):
     """The staged search, as modellers do it: the SIE and the source first, on the image less the lens light
     fitted alone (``arcs``; the restarts' search of the default model from ``lens_starts``, restart-major);
-    then everything together from there (and from the starts ``also``). Searched jointly from the start, the shear and the lens light took up
-    the arcs on real lenses (SDSS J2303+1422 ended at theta_E 0.80", q 0.21, the shear at its bound).
+    then everything together from there (and from the starts ``also``). Searched jointly from the start, the
+    shear and the lens light took up the arcs on real lenses (SDSS J2303+1422 ended at theta_E 0.80", q 0.21,
+    the shear at its bound).
 
     Returns the optimum (B, P, unconstrained), the data with its clipped pixels masked, and the objective."""
     b = data.image.shape[0]
