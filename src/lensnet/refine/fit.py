@@ -253,7 +253,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
             round_starts[..., 1:3] -= mu[poor][None, :, 1:3]
             round_starts = _clamped(round_starts.reshape(-1, N_LENS_PARAMS))
             again, light_again = searched.take(poor), None if light is None else light[poor]
-            network = _starts(spec, mu[poor], again, residual[poor], light_again)
+            network = _starts(spec, _clamped(mu[poor]), again, residual[poor], light_again)
             u2, data2, _ = _staged(spec, again, arcs.take(poor), round_starts, residual[poor], light_again,
                                    None if penalty is None else penalty.take(poor), also=[network], **staged)
             # Compared on the pixels either kept: a wrong minimum clips the arcs it cannot fit, which are what
