@@ -75,3 +75,40 @@ def test_evaluate_into_a_file_fails_before_the_work(tmp_path, capsys):
     err = _one_line_error(capsys, ["evaluate", "--num", "4", "--output-dir", str(target), "--no-progress-bar"],
                           "it is a file, not a folder")
     assert "simulating" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "x.fits", "--batch-size", "0"], "--batch-size"),
+    (["predict", "x.fits", "--workers", "-1"], "--workers"),
+    (["predict", "x.fits", "--devices", "0"], "--devices"),
+    (["predict", "x.fits", "--num-nodes", "0"], "--num-nodes"),
+    (["refine", "x.fits", "--restarts", "0"], "--restarts"),
+    (["refine", "x.fits", "--max-iter", "-5"], "--max-iter"),
+    (["refine", "x.fits", "--resume", "--overwrite"], "not both"),
+])
+def test_bad_numbers_and_conflicts_are_one_line_naming_the_option(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(capsys, args, message)
+    assert "=True" not in err and "torch" not in err
+
+
+def test_refine_figures_into_a_read_only_folder_fail_before_the_work(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    real = os.access  # root may write anywhere: the folder looks read-only to the check as well
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(folder) and mode & os.W_OK
+                        else real(path, mode))
+    (tmp_path / "x.fits").write_text("never read")
+    err = _one_line_error(capsys, ["refine", str(tmp_path / "x.fits"), "-o", str(tmp_path / "r.ecsv"), "--figures",
+                                   str(folder), "--psf-fwhm", "0.1"], "not writable")
+    assert "estimating" not in err and not (tmp_path / "r.ecsv.partial").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
+def test_an_unusable_device_is_lensnets_error_in_the_api_too():
+    from lensnet.errors import LensnetValueError
+    from lensnet.inference import load_pretrained
+
+    with pytest.raises(LensnetValueError, match="cuda:7.*sees no CUDA GPU"):
+        load_pretrained(device="cuda:7")

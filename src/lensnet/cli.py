@@ -10,14 +10,16 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import sys
 import typing
 
 import click
 
 from lensnet import __version__
-from lensnet.errors import LensnetError
+from lensnet.errors import LensnetError, LensnetInterrupted
 from lensnet.refine.fit import RESTARTS, SOURCE_MODELS
 from lensnet.refine.model import LENS_LIGHT_MODELS, MASS_MODELS
 from lensnet.refine.pixelated import N_SIDE
@@ -98,6 +100,8 @@ def simulate(preset, config_path, num, seed, batch_size, device, output, extra, 
         try:
             path = write_dataset(output, config, num, seed, batch_size=batch_size, device=device, overwrite=overwrite,
                                  resume=resume, progress=not no_progress_bar, extras=extra, compression=compression)
+        except LensnetInterrupted:
+            raise
         except KeyboardInterrupt:
             click.echo(f"interrupted; {partial_path(output)} is kept: rerun the same command with --resume", err=True)
             sys.exit(130)
@@ -367,13 +371,30 @@ _FIT_OPTIONS = (
     click.option("--no-systematic-floor", is_flag=True,
                  help="Leave out the measured systematic error the refined intervals include (statistical only)."),
     click.option("--no-prior", is_flag=True, help="The network's estimate starts the fit but is no prior."),
-    click.option("--restarts", default=RESTARTS, show_default=True, help="Starts per lens of the fit."),
-    click.option("--max-iter", default=300, show_default=True, help="L-BFGS iterations of the fit."),
+    click.option("--restarts", default=RESTARTS, show_default=True, type=click.IntRange(1),
+                 help="Starts per lens of the fit."),
+    click.option("--max-iter", default=300, show_default=True, type=click.IntRange(1), help="L-BFGS iterations of the fit."),
     click.option("--source", "source_model", type=click.Choice(SOURCE_MODELS), default="sersic", show_default=True,
                  help="Source model: a Sersic profile (fast), or pixelated for irregular sources (about 10x slower)."),
     click.option("--n-side", default=N_SIDE, show_default=True, type=click.IntRange(2),
                  help="Source pixels per side of the pixelated source."),
     click.option("--figures", type=click.Path(file_okay=False), help="Folder for data/model/residual figures."),
+)
+
+
+#: Where `predict` and `refine` run.
+_RUN_OPTIONS = (
+    click.option("--devices", default="1", show_default=True,
+                 help="Processes (devices) per node, or 'auto'; > 1 runs DDP, each process its share of the files."),
+    click.option("--num-nodes", default=1, show_default=True, type=click.IntRange(1), help="Machines (DDP)."),
+    click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... for one process."),
+)
+#: How `predict` and `refine` write their catalogue.
+_OUTPUT_OPTIONS = (
+    click.option("--resume", is_flag=True,
+                 help="Continue an interrupted run from OUTPUT.partial, where each finished batch was kept."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing catalogue (and an unfinished OUTPUT.partial)."),
+    click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs)."),
 )
 
 
@@ -399,80 +420,99 @@ def _with_options(*groups):
               help="Remove the lens light first: ICA with this second band's FITS file, or 'sersic' (one input).")
 @click.option("--lenstronomy", "lenstronomy_json", type=click.Path(dir_okay=False),
               help="Also write each lens as lenstronomy kwargs_lens (JSON).")
-@click.option("--batch-size", default=64, show_default=True, help="Images per forward pass.")
-@click.option("--workers", default=2, show_default=True, help="DataLoader workers reading and preparing files.")
-@click.option("--devices", default="1", show_default=True, help="Processes (devices) per node; > 1 runs DDP.")
-@click.option("--num-nodes", default=1, show_default=True, help="Machines (DDP).")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... for one process.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per forward pass.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(0),
+              help="DataLoader workers reading and preparing files.")
+@_with_options(_RUN_OPTIONS)
 @click.option("--refine", "refine_fit", is_flag=True,
               help="Refine each estimate by a likelihood fit seeded by it; see `lensnet refine`.")
-@_with_options(_FIT_OPTIONS)
-@click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
-@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+@_with_options(_FIT_OPTIONS, _OUTPUT_OPTIONS)
 def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center, sky_center, mask, cosmic_rays,
             keep_neighbours, symmetrize,
             deblend_with, lenstronomy_json, batch_size, workers, devices, num_nodes, device, refine_fit, psf, psf_fwhm,
-            noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_systematic_floor, no_prior, restarts, max_iter, source_model, n_side,
-            figures, overwrite, no_progress_bar):
-    """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue."""
+            noise, weight, gain, mass, shear, lens_light, fit_size, posterior, no_systematic_floor, no_prior, restarts,
+            max_iter, source_model, n_side, figures, resume, overwrite, no_progress_bar):
+    """Estimate SIE parameters with uncertainties for FITS images: files, folders or globs to a catalogue.
+
+    Each finished batch is kept in OUTPUT.partial until the catalogue is written: after Ctrl-C, SIGTERM or a
+    crash, the same command with --resume continues where the run stopped.
+    """
     from pathlib import Path
 
     from lensnet.evaluate import load_model
     from lensnet.inference import DEFAULT_PRETRAINED
     from lensnet.inference.catalog import predict_fits, write_catalog, write_lenstronomy
-    from lensnet.io.atomic import check_writable
+    from lensnet.io.atomic import check_writable, output_folder
+    from lensnet.io.journal import journal_files, journal_path, output_lock
 
     if weights and checkpoint:
         raise click.UsageError("give --weights or --checkpoint, not both")
-    if refine_fit and (devices != "1" or num_nodes > 1 or symmetrize):
-        raise click.UsageError("--refine runs in one process, without --symmetrize")
+    if resume and overwrite:
+        raise click.UsageError("give --resume (continue OUTPUT.partial) or --overwrite (start again), not both")
+    if not (devices == "auto" or devices.isdigit() and int(devices) >= 1):
+        raise click.BadParameter(f"{devices!r}: a number of processes >= 1, or auto", param_hint="--devices")
+    distributed = devices != "1" or num_nodes > 1  # Lightning resolves 'auto' and counts
+    if refine_fit and symmetrize:
+        raise click.UsageError("--refine fits the network's estimate of the image as it is: drop --symmetrize")
+    if center and sky_center:
+        raise click.UsageError("give the cutout centre in pixels (--center) or on the sky (--sky-center), not both")
     # Beside the catalogue, the pixels each network estimate left out (NaN, masks, cosmic rays, neighbours).
-    one_process = not (refine_fit or devices != "1" or num_nodes > 1)
-    masks = str(Path(output).with_name(Path(output).stem + "_masks.fits")) if one_process else None
-    for target in filter(None, (output, lenstronomy_json, masks)):
+    masks = None if refine_fit or distributed else str(Path(output).with_name(Path(output).stem + "_masks.fits"))
+    for target in filter(None, (output, lenstronomy_json, masks)):  # every output checked before any work
         check_writable(target)
         if Path(target).exists() and not overwrite:
             raise click.UsageError(f"{target} exists; pass --overwrite to replace it")
-    fit_files = fit_hdu = None
-    if deblend_with:
-        if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
-            fit_files, fit_hdu = list(inputs), _hdu(hdu)
-        if plane is not None:
-            raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
-        inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite)]
-        hdu = "0"
-    if center and sky_center:
-        raise click.UsageError("give the cutout centre in pixels (--center) or on the sky (--sky-center), not both")
-    options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
-                   center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
-                   cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
-    distributed = devices != "1" or num_nodes > 1  # Lightning resolves 'auto' and counts
-    predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if distributed else device)
-    if distributed:
-        from lensnet.training.predict import predict_fits_distributed
+    if figures:
+        output_folder(figures)
+    if journal_files(journal_path(output)) and not (resume or overwrite):
+        raise click.UsageError(f"an unfinished catalogue {journal_path(output)} exists: continue it (--resume) or "
+                               "start again (--overwrite)")
+    # The processes a distributed run starts (LOCAL_RANK > 0) and other nodes' run under the first one's lock.
+    started = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    with contextlib.nullcontext() if started else output_lock(output):
+        fit_files = fit_hdu = None
+        if deblend_with:
+            if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
+                fit_files, fit_hdu = list(inputs), _hdu(hdu)
+            if plane is not None:
+                raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
+            inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite or resume)]
+            hdu = "0"
+        options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
+                       center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
+                       cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
+        predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if distributed else device)
+        run = dict(partial=journal_path(output), resume=resume, overwrite=overwrite, batch_size=batch_size,
+                   progress=not no_progress_bar)
+        fit = None
+        if refine_fit:
+            from lensnet.refine.model import ModelSpec
 
-        table = predict_fits_distributed(predictor, inputs, output, devices=int(devices) if devices.isdigit() else devices,
-                                         num_nodes=num_nodes, batch_size=batch_size, num_workers=workers,
-                                         symmetrize=symmetrize, progress=not no_progress_bar, overwrite=overwrite,
-                                         **options)
-        if table is None:  # not rank 0
-            return
-    elif refine_fit:
-        from lensnet.refine.catalog import refine_fits
-        from lensnet.refine.model import ModelSpec
+            fit = dict(psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
+                       spec=ModelSpec(mass=mass, shear=shear, lens_light=lens_light), fit_size=fit_size,
+                       posterior=posterior, systematic_floor=not no_systematic_floor, prior=not no_prior,
+                       restarts=restarts, max_iter=max_iter, source=source_model, n_side=n_side, fit_files=fit_files,
+                       fit_hdu=fit_hdu, figures=figures)
+        if distributed:
+            from lensnet.training.predict import predict_fits_distributed
 
-        table = refine_fits(predictor, inputs, psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
-                            spec=ModelSpec(mass=mass, shear=shear, lens_light=lens_light), fit_size=fit_size,
-                            posterior=posterior, systematic_floor=not no_systematic_floor, prior=not no_prior, restarts=restarts, max_iter=max_iter,
-                            source=source_model, n_side=n_side, fit_files=fit_files, fit_hdu=fit_hdu,
-                            progress=not no_progress_bar, figures=figures, **options)
+            table = predict_fits_distributed(predictor, inputs, output, devices=int(devices) if devices.isdigit()
+                                             else devices, num_nodes=num_nodes, num_workers=workers,
+                                             symmetrize=symmetrize, refine=fit, **run, **options)
+            if table is None:  # not rank 0
+                return
+        elif refine_fit:
+            from lensnet.refine.catalog import refine_fits
+
+            table = refine_fits(predictor, inputs, **fit, **run, **options)
+        else:
+            table = predict_fits(predictor, inputs, num_workers=workers, symmetrize=symmetrize, masks=masks, **run,
+                                 **options)
         write_catalog(table, output, overwrite=overwrite)
-    else:
-        table = predict_fits(predictor, inputs, batch_size=batch_size, num_workers=workers, symmetrize=symmetrize,
-                             progress=not no_progress_bar, masks=masks, **options)
-        write_catalog(table, output, overwrite=overwrite)
-    if lenstronomy_json:
-        write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
+        if lenstronomy_json:
+            write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
+        for journal in journal_files(journal_path(output)):
+            journal.unlink()
     failed = [(row["file"], row["error"]) for row in table if row["error"]]
     for file, reason in failed:
         click.echo(f"skipped {file}: {reason}", err=True)
@@ -487,9 +527,10 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
 @click.option("-o", "--output", default="lensnet_refined.ecsv", show_default=True,
               help="Catalogue to write: .ecsv, .csv or .fits (by the extension).")
 @click.option("--weights", help="Shipped model whose estimates seed the fit [lensnet's default model].")
-@_with_options(_INPUT_OPTIONS, _FIT_OPTIONS)
-@click.option("--overwrite", is_flag=True, help="Replace an existing catalogue.")
-@click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
+@_with_options(_INPUT_OPTIONS)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1),
+              help="Images estimated together; those sharing a pixel grid are fitted together.")
+@_with_options(_RUN_OPTIONS, _FIT_OPTIONS, _OUTPUT_OPTIONS)
 @click.pass_context
 def refine(ctx, **options):
     """Network estimates refined by a likelihood fit, Sersic or pixelated source (`predict --refine`)."""
@@ -538,7 +579,10 @@ def main(argv=None):
     """Entry point: run the CLI, turning lensnet errors into one clear line and exit code 2."""
     try:
         cli.main(args=argv, prog_name="lensnet", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, LensnetInterrupted):  # click turns every KeyboardInterrupt into Abort
+            click.echo(f"Interrupted: {exc.__cause__}", err=True)
+            sys.exit(128 + exc.__cause__.signum)
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -547,6 +591,9 @@ def main(argv=None):
     except LensnetError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except LensnetInterrupted as exc:
+        click.echo(f"Interrupted: {exc}", err=True)
+        sys.exit(128 + exc.signum)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

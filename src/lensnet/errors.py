@@ -8,6 +8,7 @@ Which exception to raise:
   received and the expected shape.
 - :class:`LensnetConfigError` for a bad configuration file or field; the message names the field.
 - :class:`LensnetIOError` for unreadable, corrupt or missing files and failed writes.
+- :class:`LensnetInterrupted` (a :class:`KeyboardInterrupt`) when SIGINT or SIGTERM stopped a run cleanly.
 
 Every class also derives from the matching builtin, so ``except ValueError`` keeps working.
 Internal underscore functions skip these checks; public entry points call them.
@@ -26,6 +27,7 @@ __all__ = [
     "LensnetShapeError",
     "LensnetConfigError",
     "LensnetIOError",
+    "LensnetInterrupted",
     "check_finite",
     "check_range",
     "check_batch_vector",
@@ -66,6 +68,18 @@ class LensnetConfigError(LensnetValueError):
 
 class LensnetIOError(LensnetError, OSError):
     """A file that cannot be read or written."""
+
+
+class LensnetInterrupted(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT, SIGTERM) between two batches, its finished work kept.
+
+    A :class:`KeyboardInterrupt`, so code that stops on Ctrl-C stops on it too; ``signum`` is the signal,
+    and the command line exits with 128 + ``signum`` (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int, message: str):
+        self.signum = int(signum)
+        super().__init__(message)
 
 
 def check_finite(name: str, value: torch.Tensor) -> None:

@@ -143,7 +143,7 @@ def test_two_processes_give_the_catalogue_of_one(lens_files, tmp_path):
     assert list(a["file"]) == list(b["file"])
     for name in (*PARAM_NAMES, "ra", "dec"):
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
-    assert not list(tmp_path.glob("*.part*.json"))
+    assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob("*.lock"))
 
 
 @pytest.mark.parametrize("transform", ["rot90", "flip"])

@@ -20,6 +20,7 @@ prepared (``pixel_scale_in``, ``coverage``, ``background``, ``noise_rms``, ``n_m
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import glob
 import json
@@ -33,7 +34,7 @@ import torch
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lensnet import __version__
@@ -41,11 +42,13 @@ from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi, qphi_to_
 from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
 from lensnet.io.fits import read_image_with_extensions, write_hdulist, write_table
+from lensnet.io.journal import RowJournal, read_journals, stop_signals, worker_init
 from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
                                      read_fits_image)
 
-__all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "estimate_items", "find_fits",
-           "fits_inputs", "predict_fits", "write_catalog", "write_lenstronomy", "write_masks"]
+__all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "check_batching", "estimate_items",
+           "find_fits", "fits_inputs", "predict_fits", "run_batches", "run_identity", "write_catalog",
+           "write_lenstronomy", "write_masks"]
 
 #: File names taken from a folder.
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
@@ -135,7 +138,8 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
                  sky_center: tuple[float, float] | None = None, mask: str | Path | None = None,
                  cosmic_rays: bool | None = None, keep_neighbours: bool = False, batch_size: int = 64,
                  num_workers: int = 0, symmetrize: bool = False,
-                 progress: bool = True, masks: str | Path | None = None) -> Table:
+                 progress: bool = True, masks: str | Path | None = None, partial: str | Path | None = None,
+                 resume: bool = False, overwrite: bool = False) -> Table:
     """Estimate the lens parameters of FITS images; one catalogue row per file (see the module docstring).
 
     Parameters
@@ -175,29 +179,107 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
         Show a progress bar [True].
     masks : str or Path, optional
         Also write the pixels each estimate left out to this FITS file (:func:`write_masks`) [not written].
+    partial : str or Path, optional
+        Append each finished batch to this partial catalogue (:class:`~lensnet.io.journal.RowJournal`,
+        usually ``<catalogue>.partial``), so an interrupted run loses at most the batch in flight [none].
+    resume : bool
+        Continue ``partial``: its files are not estimated again, and the table equals an uninterrupted
+        run's, row for row [False].
+    overwrite : bool
+        Discard an existing ``partial`` and start again [False: an existing one is an error without ``resume``].
 
     Returns
     -------
     astropy.table.Table
         One row per file, in the order of the files; ``meta`` records the model and the conventions.
+
+    Raises
+    ------
+    LensnetInterrupted
+        On SIGINT or SIGTERM, after the batch in flight (kept in ``partial``).
     """
     dataset = fits_inputs(predictor, paths, hdu=hdu, plane=plane, pixel_scale=pixel_scale, center=center,
                           sky_center=sky_center, mask=mask, cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
-    loader = DataLoader(dataset, batch_size=int(batch_size), num_workers=num_workers, collate_fn=list)
-    rows, left_out = [], []
-    with tqdm(total=len(dataset), unit="file", desc="estimating", disable=not progress) as bar:
-        for items in loader:
-            rows += estimate_items(predictor, items, symmetrize)
-            left_out += [(i, info, m[0].numpy()) for i, image, m, info in items if image is not None]
-            bar.update(len(items))
+    check_batching(batch_size, num_workers)
+    identity = run_identity("predict", predictor, dataset, mask=mask, symmetrize=symmetrize, batch_size=batch_size)
+
+    def records(items):
+        rows = estimate_items(predictor, items, symmetrize)
+        masks = {i: _packed(m[0].numpy()) for i, image, m, _ in items if image is not None}
+        return [{"index": row["index"], "row": row, "mask": masks.get(row["index"])} for row in rows]
+
+    done = run_batches(dataset, records, partial, identity, resume=resume, overwrite=overwrite, batch_size=batch_size,
+                       num_workers=num_workers, progress=progress, desc="estimating")
     if masks is not None:
-        write_masks(left_out, masks, dataset.grid.pixel_scale)
-    return catalog_table(rows, predictor.card)
+        n = dataset.grid.n_pix
+        write_masks([(r["index"], r["row"], _unpacked(r["mask"], n)) for r in done if r["mask"] is not None], masks,
+                    dataset.grid.pixel_scale)
+    return catalog_table([r["row"] for r in done], predictor.card)
+
+
+def check_batching(batch_size, num_workers) -> None:
+    """Raise :class:`LensnetValueError` unless ``batch_size`` >= 1 and ``num_workers`` >= 0 are integers."""
+    for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise LensnetValueError(f"{name} = {value!r} (--{name.replace('_', '-').replace('num-', '')}): "
+                                    f"expected an integer >= {low}")
+
+
+def run_identity(command: str, predictor, dataset: "FitsInputs", **options) -> dict:
+    """What a catalogue run computes (its files, model and options): a resumed run must match it."""
+    fields = ("hdu", "plane", "pixel_scale", "center", "sky_center", "cosmic_rays", "keep_neighbours")
+    card = predictor.card
+    return {"command": command, "files": [str(p) for p in dataset.paths],
+            "model": [card.get("name", "?"), (card.get("weights") or {}).get("sha256", "")],
+            **{f: getattr(dataset, f) for f in fields}, **{k: None if v is None else _jsonable(v)
+                                                          for k, v in options.items()}}
+
+
+def run_batches(dataset: "FitsInputs", records, partial: str | Path | None, identity: dict, *, resume: bool,
+                overwrite: bool, batch_size: int, num_workers: int, progress: bool, desc: str) -> list[dict]:
+    """Every file of ``dataset`` through ``records`` (a batch of items to JSON-able records with an ``index``),
+    batch by batch, each finished batch appended to the journal ``partial`` (if given); with ``resume`` the files
+    it holds are not run again (:func:`~lensnet.io.journal.read_journals`). SIGINT or SIGTERM stop the loop after
+    the batch in flight (:class:`~lensnet.errors.LensnetInterrupted`). Returns every record, in the files' order."""
+    journal, done = None, {}
+    if partial is not None:
+        done = read_journals(partial, identity, resume=resume, overwrite=overwrite)
+        journal = RowJournal(partial, identity)
+    todo = [i for i in range(len(dataset)) if i not in done]
+    loader = DataLoader(Subset(dataset, todo), batch_size=int(batch_size), num_workers=num_workers, collate_fn=list,
+                        worker_init_fn=worker_init)
+    kept = (f"the finished rows are in {journal.path}: continue with --resume (resume=True)" if journal is not None
+            else "nothing was kept (no partial catalogue)")
+    with (tqdm(total=len(dataset), initial=len(done), unit="file", desc=desc, disable=not progress) as bar,
+          stop_signals() as stop):
+        for items in loader:
+            batch = json.loads(json.dumps(records(items)))  # as a resumed run reads them back
+            if journal is not None:
+                journal.append(batch)
+            done.update((r["index"], r) for r in batch)
+            bar.update(len(items))
+            if len(done) < len(dataset):  # a signal during the last batch lets the run end as it would have
+                stop.check(f"stopped after {len(done)} of {len(dataset)} files; {kept}")
+    return [done[i] for i in sorted(done)]
+
+
+def _jsonable(value):
+    return str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+
+
+def _packed(mask: np.ndarray) -> str:
+    return base64.b64encode(np.packbits(mask.astype(bool))).decode("ascii")
+
+
+def _unpacked(text: str, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8), count=n * n).reshape(n, n).astype(bool)
 
 
 def write_masks(masks: list[tuple[int, dict, np.ndarray]], path: str | Path, pixel_scale: float) -> Path:
     """The pixels each estimate left out (1: NaN, user mask, cosmic ray, neighbour), on the network's grid: one
-    image HDU per file (``MASK<index>``, its ``FILE`` and ``HDU`` in the header), written atomically."""
+    image HDU per file (``MASK<index>``, its ``FILE`` and ``HDU`` in the header), written atomically.
+
+    ``masks`` holds (index, a dict with the ``file`` and ``hdu`` read, mask) per file."""
     hdus = [fits.PrimaryHDU()]
     for index, info, mask in sorted(masks, key=lambda m: m[0]):
         header = fits.Header([("FILE", Path(info["file"]).name, "the input"), ("HDU", info["hdu"], "its HDU read"),

@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
+from lensnet.device import resolve_device
 from lensnet.errors import LensnetIOError
 from lensnet.inference.card import read_card
 from lensnet.inference.predictor import LensPredictor
@@ -95,6 +96,8 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: str | torch.device |
     LensnetIOError
         If the model is missing (the message lists the available ones), or its card or weights are
         corrupt (hash mismatch, unreadable file, tensors that do not fit the network).
+    LensnetValueError
+        If ``device`` cannot be used here (:func:`lensnet.device.resolve_device`).
     """
     folder = Path(directory) if directory is not None else weights_directory()
     card = pretrained_card(name, folder)
@@ -112,4 +115,4 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: str | torch.device |
         state = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise LensnetIOError(f"cannot read the weights {path}: {exc}") from exc
-    return LensPredictor.from_card(card, state).to(device or "cpu")
+    return LensPredictor.from_card(card, state).to(resolve_device(device or "cpu"))

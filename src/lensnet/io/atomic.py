@@ -115,4 +115,4 @@ def _check_target(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise LensnetIOError(f"cannot write {path}: it is a folder")
     if path.exists() and not overwrite:
-        raise LensnetIOError(f"{path} already exists; pass overwrite=True to replace it")
+        raise LensnetIOError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")

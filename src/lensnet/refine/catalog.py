@@ -32,13 +32,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from astropy.table import Table
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from lensnet.conventions import PARAM_NAMES, e1e2_to_qphi
 from lensnet.deblend.figure import deblend_figure
 from lensnet.errors import LensnetError, LensnetValueError
-from lensnet.inference.catalog import Z95, catalog_table, estimate_items, fits_inputs
+from lensnet.inference.catalog import (Z95, catalog_table, check_batching, estimate_items, fits_inputs, run_batches,
+                                      run_identity)
+from lensnet.io.atomic import output_folder
 from lensnet.lensing import PixelGrid
 from lensnet.lensing.shear import shear_cartesian_to_polar
 from lensnet.preprocess.native import read_native
@@ -49,7 +49,7 @@ from lensnet.refine.pixelated import N_SIDE
 from lensnet.refine.posterior import sample_posterior
 from lensnet.sources.sersic import sersic_total_flux
 
-__all__ = ["POSTERIORS", "PRIOR_WIDTH", "SYSTEMATIC_FLOOR", "refine_fits"]
+__all__ = ["POSTERIORS", "PRIOR_WIDTH", "SYSTEMATIC_FLOOR", "BatchRefiner", "refine_fits"]
 
 #: The fit's Gaussian prior is the network's estimate with its calibrated 1-sigma times this: the calibration
 #: holds on the training distribution, and real images are off it (on lenstronomy-simulated lenses at 0.05"
@@ -78,7 +78,8 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
                 restarts: int = RESTARTS, max_iter: int = 300, source: str = "sersic", n_side: int = N_SIDE,
                 posterior: str = "laplace", systematic_floor: bool = True, fit_files: Sequence | None = None,
                 fit_hdu: int | str | None = None,
-                batch_size: int = 16, progress: bool = True, figures: str | Path | None = None, **options) -> Table:
+                batch_size: int = 16, progress: bool = True, figures: str | Path | None = None,
+                partial: str | Path | None = None, resume: bool = False, overwrite: bool = False, **options) -> Table:
     """Network estimates of FITS images refined by the likelihood fit; one catalogue row per file.
 
     Parameters
@@ -123,6 +124,9 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
         Show a progress bar [True].
     figures : str or Path, optional
         Folder for each lens's figure of data, model and residual [None: no figures].
+    partial, resume, overwrite :
+        The partial catalogue each finished batch is appended to, and whether to continue or replace it, as in
+        :func:`lensnet.inference.catalog.predict_fits` [none].
     **options
         ``hdu``, ``pixel_scale``, ``center``, ``sky_center``, ``mask``, ``cosmic_rays`` as in
         :func:`lensnet.inference.catalog.predict_fits`.
@@ -130,8 +134,12 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
     Raises
     ------
     LensnetValueError
-        If ``psf_fwhm``, ``gain`` or ``fit_size`` is not positive, or the model predicts no uncertainty to
-        use as a prior.
+        If ``psf_fwhm``, ``gain`` or ``fit_size`` is not positive, ``batch_size``, ``restarts`` or ``max_iter``
+        not a positive integer, or the model predicts no uncertainty to use as a prior.
+    LensnetIOError
+        If the ``figures`` folder cannot be created or written.
+    LensnetInterrupted
+        On SIGINT or SIGTERM, after the batch in flight (kept in ``partial``).
     """
     if posterior not in POSTERIORS:
         raise LensnetValueError(f"posterior = {posterior!r}: expected one of {', '.join(POSTERIORS)}")
@@ -139,52 +147,95 @@ def refine_fits(predictor, paths: Sequence, *, psf: str | None = None, psf_fwhm:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise LensnetValueError(f"{name} = {value!r}: expected a positive number")
     if prior and not predictor.predicts_variance:
-        raise LensnetValueError("this model predicts no per-lens uncertainty to serve as a prior: use prior=False")
+        raise LensnetValueError("this model predicts no per-lens uncertainty to serve as a prior: use --no-prior (prior=False)")
     if figures is not None:
-        Path(figures).mkdir(parents=True, exist_ok=True)
+        output_folder(figures)
+    check_batching(batch_size, 0)
+    for name, value in (("restarts", restarts), ("max_iter", max_iter)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LensnetValueError(f"{name} = {value!r} (--{name.replace('_', '-')}): expected an integer >= 1")
     dataset = fits_inputs(predictor, paths, **options)
-    if fit_files is not None and len(fit_files) != len(dataset):
-        raise LensnetValueError(f"{len(fit_files)} file(s) to fit for {len(dataset)} input(s): give one per input")
-    model_grid = ModelGrid.from_card(predictor.card)
-    side = fit_size or model_grid.n_pix * model_grid.pixel_scale
-    native = dict(noise=noise, weight=weight, psf=psf, psf_fwhm=psf_fwhm, gain=gain, pixel_scale=dataset.pixel_scale,
-                  mask=dataset.mask, cosmic_rays=dataset.cosmic_rays, neighbours=not dataset.keep_neighbours)
-    fit = dict(spec=spec, prior=prior, restarts=restarts, max_iter=max_iter, source=source, n_side=n_side,
-               posterior=posterior, systematic_floor=systematic_floor)
-    rows, refined = [], {}
-    with tqdm(total=len(dataset), unit="file", desc="estimating and fitting", disable=not progress) as bar:
-        for items in DataLoader(dataset, batch_size=int(batch_size), num_workers=0, collate_fn=list):
-            batch_rows = estimate_items(predictor, items)
-            rows += batch_rows
-            cutouts = []
-            for item, row in zip(items, batch_rows):
-                if item[1] is None:
-                    continue
-                try:
-                    center = item[3]["prepared"].center_pixel
-                    if fit_files is None:
-                        cutout = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center,
-                                             plane=dataset.plane, **native)
-                        arcs = None
-                    else:
-                        cutout = read_native(fit_files[item[0]], hdu=fit_hdu, side_arcsec=side, center=center,
-                                             **native)
-                        # Only the deblended pixels and mask are used: a placeholder PSF for files without one.
-                        arcs = read_native(row["file"], hdu=dataset.hdu, side_arcsec=side, center=center,
-                                           **{**native, "psf": None, "psf_fwhm": 1.0})
-                    cutouts.append((row, cutout, arcs, item[3]["prepared"]))
-                except LensnetError as exc:
-                    row["error"] = f"refine: {exc}"
-            for group in _by_grid(cutouts):
-                refined.update(_fit(group, fit, figures))
-            bar.update(len(items))
-    table = catalog_table(rows, predictor.card)  # rows in the order of their index
-    _add_columns(table, sorted(r["index"] for r in rows), refined, spec)
-    described = spec.describe() if source == "sersic" else spec.describe().replace("Sersic source",
-                                                                                  f"{n_side}x{n_side} pixelated source")
-    table.meta["refine"] = (f"{described}: likelihood fit on each image's own pixels ({side:.2f}\" cutouts; "
-                            f"lensnet.refine), {'network prior' if prior else 'no prior'}, {restarts} start(s)")
-    return table
+    refiner = BatchRefiner(predictor, dataset, psf=psf, psf_fwhm=psf_fwhm, noise=noise, weight=weight, gain=gain,
+                           spec=spec, fit_size=fit_size, prior=prior, restarts=restarts, max_iter=max_iter,
+                           source=source, n_side=n_side, posterior=posterior, systematic_floor=systematic_floor,
+                           fit_files=fit_files, fit_hdu=fit_hdu, figures=figures)
+    identity = run_identity("refine", predictor, dataset, mask=options.get("mask"), batch_size=batch_size,
+                            **refiner.identity())
+    records = run_batches(dataset, refiner, partial, identity, resume=resume, overwrite=overwrite,
+                          batch_size=batch_size, num_workers=0, progress=progress, desc="estimating and fitting")
+    return refiner.table(records)
+
+
+class BatchRefiner:
+    """A batch of :class:`~lensnet.inference.catalog.FitsInputs` items to records ``{"index", "row", "refined"}``:
+    the network's row and the refined columns of each file (None where there is no fit); :meth:`table` turns
+    the records of every file into the catalogue. Arguments as :func:`refine_fits`."""
+
+    def __init__(self, predictor, dataset, *, psf=None, psf_fwhm=None, noise=None, weight=None, gain=None,
+                 spec: ModelSpec = SIE_SERSIC, fit_size=None, prior=True, restarts=RESTARTS, max_iter=300,
+                 source="sersic", n_side=N_SIDE, posterior="laplace", systematic_floor=True, fit_files=None,
+                 fit_hdu=None, figures=None):
+        if fit_files is not None and len(fit_files) != len(dataset):
+            raise LensnetValueError(f"{len(fit_files)} file(s) to fit for {len(dataset)} input(s): give one per input")
+        model_grid = ModelGrid.from_card(predictor.card)
+        self.predictor, self.dataset, self.figures = predictor, dataset, figures
+        self.fit_files, self.fit_hdu = fit_files, fit_hdu
+        self.side = fit_size or model_grid.n_pix * model_grid.pixel_scale
+        self.native = dict(noise=noise, weight=weight, psf=psf, psf_fwhm=psf_fwhm, gain=gain,
+                           pixel_scale=dataset.pixel_scale, mask=dataset.mask, cosmic_rays=dataset.cosmic_rays,
+                           neighbours=not dataset.keep_neighbours)
+        self.fit = dict(spec=spec, prior=prior, restarts=restarts, max_iter=max_iter, source=source, n_side=n_side,
+                        posterior=posterior, systematic_floor=systematic_floor)
+
+    def identity(self) -> dict:
+        """The fit's settings, for :func:`~lensnet.inference.catalog.run_identity`."""
+        spec = self.fit["spec"]
+        native = {k: v for k, v in self.native.items() if k in ("noise", "weight", "psf", "psf_fwhm", "gain")}
+        return {**native, **{k: v for k, v in self.fit.items() if k != "spec"}, "side": self.side,
+                "mass": spec.mass, "shear": spec.shear, "lens_light": spec.lens_light,
+                "fit_files": None if self.fit_files is None else [str(f) for f in self.fit_files],
+                "fit_hdu": self.fit_hdu}
+
+    def __call__(self, items: list) -> list[dict]:
+        batch_rows = estimate_items(self.predictor, items)
+        cutouts = []
+        for item, row in zip(items, batch_rows):
+            if item[1] is None:
+                continue
+            try:
+                cutouts.append((row, *self._cutouts(item[0], row["file"], item[3]["prepared"].center_pixel),
+                                item[3]["prepared"]))
+            except LensnetError as exc:
+                row["error"] = f"refine: {exc}"
+        refined = {}
+        for group in _by_grid(cutouts):
+            refined.update(_fit(group, self.fit, self.figures))
+        return [{"index": row["index"], "row": row, "refined": refined.get(row["index"])} for row in batch_rows]
+
+    def _cutouts(self, index: int, file: str, center):
+        """The native cutout the fit reads, and the deblended arcs the network saw (None without ``fit_files``)."""
+        dataset, side = self.dataset, self.side
+        if self.fit_files is None:
+            return read_native(file, hdu=dataset.hdu, side_arcsec=side, center=center, plane=dataset.plane,
+                               **self.native), None
+        cutout = read_native(self.fit_files[index], hdu=self.fit_hdu, side_arcsec=side, center=center, **self.native)
+        # Only the deblended pixels and mask are used: a placeholder PSF for files without one.
+        arcs = read_native(file, hdu=dataset.hdu, side_arcsec=side, center=center,
+                           **{**self.native, "psf": None, "psf_fwhm": 1.0})
+        return cutout, arcs
+
+    def table(self, records: list[dict]) -> Table:
+        """The catalogue of the records of every file (module docstring)."""
+        spec, fit = self.fit["spec"], self.fit
+        table = catalog_table([r["row"] for r in records], self.predictor.card)  # rows in the order of their index
+        _add_columns(table, sorted(r["index"] for r in records),
+                     {r["index"]: r["refined"] for r in records if r["refined"] is not None}, spec)
+        described = spec.describe() if fit["source"] == "sersic" else spec.describe().replace(
+            "Sersic source", f"{fit['n_side']}x{fit['n_side']} pixelated source")
+        table.meta["refine"] = (f"{described}: likelihood fit on each image's own pixels ({self.side:.2f}\" cutouts; "
+                                f"lensnet.refine), {'network prior' if fit['prior'] else 'no prior'}, "
+                                f"{fit['restarts']} start(s)")
+        return table
 
 
 def _by_grid(cutouts: list[tuple]) -> list[list[tuple]]:

@@ -29,12 +29,9 @@ times are off and compression is deterministic, so a seed reproduces the file's 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +45,7 @@ from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS
 from lensnet.errors import LensnetError, LensnetIOError, LensnetRangeError, LensnetValueError
 from lensnet.io.atomic import check_writable
+from lensnet.io.journal import stop_signals
 from lensnet.simulate.config import SimulationConfig, get_preset
 from lensnet.simulate.seeds import batch_seed
 from lensnet.simulate.simulator import SOURCE_TYPES, LensSimulator, SimulatedBatch
@@ -206,14 +204,14 @@ def write_dataset(path: str | os.PathLike, config: SimulationConfig | str, num: 
             finished = int(f.attrs["num_finished"])
         n_batches = math.ceil(num / batch_size)
         with (tqdm(total=num, initial=finished, unit="lens", disable=not progress, desc=path.name) as bar,
-              _interrupt_between_batches() as interrupted):
+              stop_signals() as stop):
             for k in range(finished // batch_size, n_batches):
                 size = min(batch_size, num - k * batch_size)
                 batch = simulator.simulate(size, batch_seed(seed, k))
                 _write_batch(partial, batch, k * batch_size, identity)
                 bar.update(size)
-                if interrupted.is_set():
-                    raise KeyboardInterrupt
+                stop.check(f"stopped after {k * batch_size + size} of {num} lenses; {partial} is kept: continue "
+                           "it with --resume (resume=True)")
         with h5py.File(partial, "r+") as f:
             f.attrs.modify("complete", True)
     except LensnetError:
@@ -270,28 +268,6 @@ def read_dataset(path: str | os.PathLike, start: int = 0, stop: int | None = Non
 
 
 # -- internals ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _interrupt_between_batches():
-    """Ctrl-C (SIGINT) sets the yielded event instead of raising wherever Python happens to be: raised
-    inside a finaliser or a library callback it can be swallowed ("Exception ignored in ..."), and the
-    run goes on. The loop stops after the batch it is writing; a second Ctrl-C stops at once."""
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-
-    def handler(signum, frame):
-        if event.is_set():
-            raise KeyboardInterrupt
-        event.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _identity(config: SimulationConfig, num, seed, batch_size, extras, compression) -> dict:

@@ -104,7 +104,7 @@ def export_model(checkpoint: str | Path, out_dir: str | Path, name: str = DEFAUL
     paths = [out / f"{name}{suffix}" for suffix in (".safetensors", ".json", ".md")]
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
-        raise LensnetIOError(f"{', '.join(existing)} already exist(s); pass overwrite=True to replace")
+        raise LensnetIOError(f"{', '.join(existing)} already exist(s); pass --overwrite (overwrite=True) to replace them")
     # The weights go first: a model is listed only once its card is there too.
     contents = (data, json.dumps(info, indent=2, allow_nan=False).encode() + b"\n", card_markdown(info).encode())
     for path, content in zip(paths, contents):
