@@ -102,6 +102,15 @@ def card_markdown(card: dict) -> str:
                                                             for n in card["parameters"]) + " |"]
         if z95:
             lines.append("| 95% half-width (sigma) | " + " | ".join(f"{z95[n]:.3f}" for n in card["parameters"]) + " |")
+    ood = card.get("ood")
+    if ood:
+        fit, flagged = ood.get("fit_set", {}), ood.get("flagged", {})
+        lines += ["", "## Out-of-distribution flag", "",
+                  f"{ood.get('method', '?')}, fitted on {fit.get('num', '?')} lenses and {fit.get('num_per_kind', '?')} "
+                  f"non-lenses of each kind (seed {fit.get('seed', '?')}); threshold {ood['threshold']:.3f}, the "
+                  f"{100 * ood.get('quantile', 0):.0f}th percentile of held-out lenses. Fraction flagged on data the fit "
+                  "never saw:", "", "| " + " | ".join(flagged) + " |", "|" + "---|" * len(flagged),
+                  "| " + " | ".join(f"{100 * v:.1f}%" for v in flagged.values()) + " |"]
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     return "\n".join(lines) + "\n"

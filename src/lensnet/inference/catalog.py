@@ -13,7 +13,10 @@ input image, relative to the requested centre) the estimate, ``<p>_sigma`` (1-si
 interval ``<p>_lo95``, ``<p>_hi95`` (estimate -+ z95 sigma: 1.96 for a Gaussian, the width the model's
 calibration measured where its card has one); ``q`` and ``phi`` (degrees, counter-clockwise from +x)
 from (e1, e2); ``pa``, the same axis's position angle east of north (degrees, 0-180), and ``ra``, ``dec`` of
-the lens centre, when the input has a celestial WCS (rotated and flipped ones too); how the input was
+the lens centre, when the input has a celestial WCS (rotated and flipped ones too); ``ood_score``, the
+probability that the image is not a lens like those the network was trained on, and ``ood``, True where it
+exceeds the model's threshold (:mod:`lensnet.inference.ood`; NaN and False for a model without the head,
+and for files that could not be read); how the input was
 prepared (``pixel_scale_in``, ``coverage``, ``background``, ``noise_rms``, ``n_masked``, ``cosmic_rays``,
 ``n_neighbours``); ``model``, ``lensnet_version``; ``error``.
 """
@@ -309,15 +312,18 @@ def estimate_items(predictor, items: list, symmetrize: bool = False) -> list[dic
     good = [item for item in items if item[1] is not None]
     estimates = iter(())
     if good:
-        mean, std = predictor.predict(torch.stack([item[1] for item in good]), torch.stack([item[2] for item in good]),
-                                      batch_size=len(good), symmetrize=symmetrize)
-        estimates = zip(mean.double().tolist(), std.double().tolist())
+        mean, std, score = predictor.predict(torch.stack([item[1] for item in good]),
+                                             torch.stack([item[2] for item in good]), batch_size=len(good),
+                                             symmetrize=symmetrize, ood=True)
+        estimates = zip(mean.double().tolist(), std.double().tolist(), score.tolist())
     z95 = getattr(predictor, "z95", torch.full((len(PARAM_NAMES),), Z95)).tolist()
-    return [_row(index, info, *(next(estimates) if image is not None else (None, None)), z95)
+    threshold = predictor.ood.threshold if getattr(predictor, "ood", None) is not None else math.nan
+    return [_row(index, info, *(next(estimates) if image is not None else (None, None, math.nan)), z95, threshold)
             for index, image, _, info in items]
 
 
-def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list) -> dict:
+def _row(index: int, info: dict, mean: list | None, std: list | None, score: float, z95: list,
+         threshold: float) -> dict:
     row = {"index": index, "file": info["file"], "hdu": info["hdu"]}
     estimated = mean is not None
     if not estimated:
@@ -334,6 +340,7 @@ def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list)
     row["n_masked"] = info.get("n_masked", -1)
     row["cosmic_rays"] = bool(info.get("cosmic_rays", False))
     row["n_neighbours"] = info.get("n_neighbours", -1)
+    row.update(ood_score=score, ood=bool(score > threshold))
     row["error"] = info["error"]
     return row
 
@@ -341,8 +348,8 @@ def _row(index: int, info: dict, mean: list | None, std: list | None, z95: list)
 def catalog_table(rows: list[dict], card: dict) -> Table:
     """The catalogue of rows (from :func:`estimate_items`, in any order), sorted by the files' order."""
     columns = ["file", "hdu", *(f"{n}{s}" for n in PARAM_NAMES for s in ("", "_sigma", "_lo95", "_hi95")), "q", "phi",
-               "pa", "ra", "dec", "pixel_scale_in", "coverage", "background", "noise_rms", "n_masked", "cosmic_rays",
-               "n_neighbours"]
+               "pa", "ra", "dec", "ood_score", "ood", "pixel_scale_in", "coverage", "background", "noise_rms",
+               "n_masked", "cosmic_rays", "n_neighbours"]
     rows = sorted(rows, key=lambda r: r["index"])
     table = Table({c: [r[c] for r in rows] for c in columns} if rows else {c: [] for c in columns})
     units = dict(zip(PARAM_NAMES, PARAM_UNITS))

@@ -9,6 +9,7 @@ five SIE parameters; lensnet's own networks add the variance). Training wraps th
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Sequence
 
 import torch
@@ -18,6 +19,7 @@ from lensnet.conventions import PARAM_NAMES
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError, check_finite
 from lensnet.inference.card import card_image_size
 from lensnet.inference.catalog import Z95, predict_fits
+from lensnet.inference.ood import OODHead, capture_features
 from lensnet.inference.symmetry import symmetrized_estimate
 from lensnet.networks.registry import create_model
 from lensnet.preprocess import normalize_images
@@ -78,6 +80,8 @@ class LensPredictor(nn.Module):
         self.register_buffer("sigma_scale", torch.ones(k), persistent=False)
         # Half-width of the 95% interval in (calibrated) sigma: Gaussian until a calibration measures it.
         self.register_buffer("z95", torch.full((k,), Z95), persistent=False)
+        #: The out-of-distribution head (:mod:`lensnet.inference.ood`) from the model card, or None.
+        self.ood: OODHead | None = None
         self.eval()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +139,7 @@ class LensPredictor(nn.Module):
         return (targets.to(self.target_mean.dtype) - self.target_mean) / self.target_std
 
     def predict(self, images: torch.Tensor, masks: torch.Tensor | None = None, normalized: bool = False,
-                batch_size: int = PREDICT_BATCH, symmetrize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                batch_size: int = PREDICT_BATCH, symmetrize: bool = False, ood: bool = False):
         """Estimate the SIE parameters of a batch of images, with 1-sigma uncertainties.
 
         Parameters
@@ -153,6 +157,9 @@ class LensPredictor(nn.Module):
             Average the estimates of the eight rotations and reflections of each image
             (:func:`lensnet.inference.symmetry.symmetrized_estimate`): more accurate, eight times
             the compute; needs square images [False].
+        ood : bool
+            Also return the out-of-distribution score of each image (:mod:`lensnet.inference.ood`; from the
+            image as given, not its other views), NaN when the model card has no OOD head [False].
 
         Returns
         -------
@@ -160,6 +167,8 @@ class LensPredictor(nn.Module):
             Estimates and 1-sigma uncertainties, columns :data:`lensnet.PARAM_NAMES` (theta_E,
             center_x, center_y in arcsec), on the device and in the dtype of ``images``. The network
             runs on its own device in its own dtype, in eval mode.
+        score : Tensor, (B,), float64
+            With ``ood``: the probability that each image is not a lens like the training set's.
 
         Raises
         ------
@@ -175,8 +184,9 @@ class LensPredictor(nn.Module):
         param = next(self.parameters())
         was_training = self.training
         self.eval()
-        means, stds = [], []
-        with torch.inference_mode():
+        means, stds, scores = [], [], []
+        scored = ood and self.ood is not None
+        with torch.inference_mode(), capture_features(self.backbone) if scored else nullcontext([]) as features:
             for start in range(0, images.shape[0], int(batch_size)):
                 x = images[start:start + int(batch_size)].to(param.device)
                 m = None if masks is None else masks[start:start + int(batch_size)].to(param.device).bool()
@@ -185,12 +195,17 @@ class LensPredictor(nn.Module):
                 elif m is not None:
                     x = x.masked_fill(m, 0.0)
                 x = x.to(param.dtype)
+                features.clear()
                 mean, std = symmetrized_estimate(self, x) if symmetrize else self(x)
                 means.append(mean)
                 stds.append(std)
+                if ood:  # the first view is the image as given
+                    scores.append(self.ood.score(features[0]) if scored
+                                  else torch.full((x.shape[0],), float("nan"), dtype=torch.float64))
         self.train(was_training)
         out = images.device, images.dtype
-        return torch.cat(means).to(*out), torch.cat(stds).to(*out)
+        mean, std = torch.cat(means).to(*out), torch.cat(stds).to(*out)
+        return (mean, std, torch.cat(scores)) if ood else (mean, std)
 
     def predict_fits(self, paths, **options):
         """One catalogue row (an astropy Table) per FITS file of ``paths``: files, folders or glob patterns
@@ -218,6 +233,8 @@ class LensPredictor(nn.Module):
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} lacks or mistypes the entry {exc}") from exc
         if names != list(PARAM_NAMES):
             raise LensnetIOError(f"model card of {card.get('name', '?')!r} predicts {names}, not {list(PARAM_NAMES)}")
+        if card.get("ood"):
+            predictor.ood = OODHead.from_dict(card["ood"])
         calibration = card.get("calibration")
         if calibration:
             z95 = calibration.get("z95")

@@ -1,0 +1,79 @@
+"""The out-of-distribution score: the head's arithmetic, the features it reads, and the shipped model's flag on
+simulated non-lenses, test lenses and catalogue rows."""
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from lensnet.errors import LensnetIOError, LensnetShapeError
+from lensnet.evaluate.testset import model_simulation_config
+from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained
+from lensnet.inference.ood import OODHead, capture_features
+from lensnet.simulate import LensSimulator
+from lensnet.simulate.nonlenses import simulate_nonlenses
+from lensnet.simulate.seeds import batch_seed
+
+shipped = pytest.mark.skipif(DEFAULT_PRETRAINED not in list_pretrained(), reason="needs the shipped model")
+
+
+def test_the_score_is_a_logistic_regression_on_standardised_features():
+    head = OODHead(torch.tensor([1.0, -1.0]), torch.tensor([2.0, 0.5]), torch.tensor([0.5, -1.0]), 0.25, 0.6)
+    features = torch.tensor([[3.0, 0.0], [1.0, -1.0]])
+    expected = torch.sigmoid(torch.tensor([0.5 * 1.0 - 1.0 * 2.0 + 0.25, 0.25], dtype=torch.float64))
+    assert torch.allclose(head.score(features), expected)
+    assert torch.allclose(OODHead.from_dict(head.to_dict()).score(features), expected)
+    with pytest.raises(LensnetShapeError, match=r"\(B, 2\)"):
+        head.score(torch.zeros(3, 4))
+    with pytest.raises(LensnetIOError, match="ood entry"):
+        OODHead.from_dict({"mean": [0.0]})
+
+
+def test_the_features_are_the_last_linear_layers_input():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = torch.randn(5, 2, 2)
+    with capture_features(net) as features:
+        net(x)
+    assert torch.allclose(features[0], torch.relu(net[1](x.flatten(1))))
+    net(x)
+    assert len(features) == 1  # the hook is gone
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return load_pretrained()
+
+
+@shipped
+def test_non_lenses_are_flagged_and_test_lenses_are_not(predictor):
+    assert predictor.ood is not None, "the shipped card has no OOD head: run lensnet calibrate --ood"
+    config = model_simulation_config(predictor.card)
+    lenses = LensSimulator(config.for_split("test")).simulate(8, batch_seed(4242, 0))
+    _, _, score = predictor.predict(lenses.images, lenses.masks, normalized=True, ood=True)
+    assert (score > predictor.ood.threshold).sum() <= 1
+    for kind in ("noise", "star", "galaxy"):
+        images, masks = simulate_nonlenses(config, kind, 8, 4242)
+        _, _, score = predictor.predict(images, masks, normalized=True, ood=True)
+        assert (score > predictor.ood.threshold).sum() >= 7, kind
+
+
+@shipped
+def test_catalogue_rows_carry_the_score_and_the_flag(predictor, tmp_path):
+    config = model_simulation_config(predictor.card)
+    lens = LensSimulator(config.for_split("test")).simulate(1, batch_seed(4242, 1)).observed[0, 0].numpy()
+    noise = np.random.default_rng(0).normal(0.0, 1.0, lens.shape)
+    for name, image in (("lens", lens), ("noise", noise)):
+        header = fits.Header()
+        header["PIXSCALE"] = config.pixel_scale
+        fits.PrimaryHDU(image.astype(np.float32), header).writeto(tmp_path / f"{name}.fits")
+    table = predictor.predict_fits([tmp_path / "lens.fits", tmp_path / "noise.fits"], progress=False)
+    assert list(table["ood"]) == [False, True]
+    assert 0 <= table["ood_score"][0] < predictor.ood.threshold < table["ood_score"][1] <= 1
+
+
+@shipped
+def test_a_model_without_a_head_scores_nan():
+    bare = load_pretrained()
+    bare.ood = None
+    mean, std, score = bare.predict(torch.zeros(2, 1, *bare.image_size), ood=True)
+    assert mean.shape == (2, 5) and torch.isnan(score).all()
