@@ -453,8 +453,7 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
     """
     from pathlib import Path
 
-    from lensnet.evaluate import load_model
-    from lensnet.inference import DEFAULT_PRETRAINED
+    from lensnet.inference import DEFAULT_PRETRAINED, load_pretrained
     from lensnet.inference.catalog import predict_fits, write_catalog, write_lenstronomy
     from lensnet.io.atomic import check_writable, output_folder
     from lensnet.io.journal import journal_files, journal_path, output_lock
@@ -495,7 +494,12 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
         options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
                        center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
                        cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
-        predictor = load_model(checkpoint or weights or DEFAULT_PRETRAINED, "cpu" if distributed else device)
+        if checkpoint:
+            from lensnet.evaluate import load_model
+
+            predictor = load_model(checkpoint, "cpu" if distributed else device)
+        else:  # a shipped model loads without importing training and evaluation (seconds at every start)
+            predictor = load_pretrained(weights or DEFAULT_PRETRAINED, device="cpu" if distributed else device)
         run = dict(partial=journal_path(output), resume=resume, overwrite=overwrite, batch_size=batch_size,
                    progress=not no_progress_bar)
         fit = None
