@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   - create the environment if missing, install lensnet, run the main job on built-in defaults
 #   make test   - create the environment if missing, install lensnet with its test extras, run the test suite
+#   make docs   - build the documentation (Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.lensnet-installed
 TEST_STAMP := $(VENV)/.lensnet-test-installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test docs install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,12 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
+docs: $(TEST_STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "documentation in docs/_build/html/index.html"
+
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/api

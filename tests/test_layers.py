@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-#: Each layer imports only the ones before it (README, Layout).
+#: Each layer imports only the ones before it (docs/design.md).
 LAYERS = [
     ["errors", "conventions", "configfile", "io", "metrics", "device", "plotting"],
     ["lensing", "sources", "observe", "preprocess", "deblend"],

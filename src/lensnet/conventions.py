@@ -78,7 +78,7 @@ def qphi_to_e1e2(q: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Tensor, torc
 def e1e2_to_qphi(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Ellipticity components to axis ratio and major-axis angle (radians, in (-pi/2, pi/2]).
 
-    |e| = sqrt(e1^2 + e2^2), q = (1 - |e|)/(1 + |e|), phi = atan2(e2, e1)/2.
+    ``|e| = sqrt(e1^2 + e2^2)``, ``q = (1 - |e|)/(1 + |e|)``, ``phi = atan2(e2, e1)/2``.
     """
     g = torch.sqrt(e1**2 + e2**2)
     return (1 - g) / (1 + g), torch.atan2(e2, e1) / 2

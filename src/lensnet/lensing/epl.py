@@ -94,7 +94,7 @@ def epl_deflection(x, y, theta_E, gamma, e1, e2, center_x, center_y) -> tuple[to
     Raises
     ------
     LensnetShapeError, LensnetRangeError, LensnetValueError
-        For badly shaped coordinates or parameters, theta_E <= 0, |e| >= 1, gamma outside (1, 3) or
+        For badly shaped coordinates or parameters, theta_E <= 0, ``|e| >= 1``, gamma outside (1, 3) or
         non-finite parameters.
     """
     return _deflection(x, y, *_checked(x, y, theta_E, gamma, e1, e2, center_x, center_y))

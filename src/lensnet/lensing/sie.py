@@ -64,7 +64,7 @@ def sie_deflection(x, y, theta_E, e1, e2, center_x, center_y, core: float = 0.0)
     Raises
     ------
     LensnetShapeError, LensnetRangeError, LensnetValueError
-        For badly shaped coordinates or parameters, theta_E <= 0, |e| >= 1 or non-finite parameters.
+        For badly shaped coordinates or parameters, theta_E <= 0, ``|e| >= 1`` or non-finite parameters.
     """
     return _deflection(x, y, *_checked(x, y, theta_E, e1, e2, center_x, center_y), core=core)
 

@@ -56,7 +56,7 @@ def error68(residuals: torch.Tensor) -> torch.Tensor:
 
 
 def error68_abs(residuals: torch.Tensor) -> torch.Tensor:
-    """68th percentile of |residual| per column (the half-width of the 68% interval centred on 0).
+    """68th percentile of ``|residual|`` per column (the half-width of the 68% interval centred on 0).
 
     Parameters
     ----------

@@ -141,7 +141,7 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
     path : str or os.PathLike
         FITS file.
     hdu : int or str, optional
-        Image HDU, index or EXTNAME [the SCI or *_FLUX HDU, else the first 2-D image].
+        Image HDU, index or EXTNAME [the SCI or ``*_FLUX`` HDU, else the first 2-D image].
     side_arcsec : float
         Side of the square cutout in arcsec.
     center : (float, float), optional

@@ -72,7 +72,7 @@ def normalize_images(images: torch.Tensor, masks: torch.Tensor | None = None, bo
     smooth_sigma : float
         Gaussian smoothing (pixels) applied before taking the peak.
     min_scale : float
-        Floor of the scale, relative to the largest |pixel - background| of each image and band.
+        Floor of the scale, relative to the largest ``|pixel - background|`` of each image and band.
 
     Returns
     -------

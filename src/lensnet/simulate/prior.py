@@ -41,7 +41,7 @@ class LensPrior(Config):
     Notes
     -----
     The major-axis angle phi is uniform in [0, pi) (an ellipse is symmetric under phi -> phi + pi),
-    so (e1, e2) is isotropic and |e| = (1 - q) / (1 + q).
+    so (e1, e2) is isotropic and ``|e| = (1 - q) / (1 + q)``.
 
     Examples
     --------
