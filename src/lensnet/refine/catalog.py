@@ -282,7 +282,8 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     statistical = sigma.clone()
     if fit["systematic_floor"]:
         sigma, lo95, hi95 = _with_floor(spec, value, sigma, lo95, hi95)
-    bic = (delta_bic(data, result)[0] if result.pixelated is None
+    # The unlensed comparison fit gets no more iterations than the lensed one was given.
+    bic = (delta_bic(data, result, max_iter=min(fit["max_iter"], 200))[0] if result.pixelated is None
               else torch.full((len(group),), math.nan, dtype=torch.float64))
     for name in ("center_x", "center_y", "source_center_x", "source_center_y", "light_center_x", "light_center_y"):
         if name in spec.names:
