@@ -49,7 +49,7 @@ from lensnet.io.journal import RowJournal, read_journals, stop_signals, worker_i
 from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
                                      read_fits_image)
 
-__all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "FitsInputs", "catalog_table", "check_batching", "estimate_items",
+__all__ = ["FITS_SUFFIXES", "CATALOG_FORMATS", "BatchEstimator", "FitsInputs", "catalog_table", "check_batching", "estimate_items",
            "find_fits", "fits_inputs", "predict_fits", "run_batches", "run_identity", "write_catalog",
            "write_lenstronomy", "write_masks"]
 
@@ -206,18 +206,26 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
     check_batching(batch_size, num_workers)
     identity = run_identity("predict", predictor, dataset, mask=mask, symmetrize=symmetrize, batch_size=batch_size)
 
-    def records(items):
-        rows = estimate_items(predictor, items, symmetrize)
-        masks = {i: _packed(m[0].numpy()) for i, image, m, _ in items if image is not None}
-        return [{"index": row["index"], "row": row, "mask": masks.get(row["index"])} for row in rows]
-
-    done = run_batches(dataset, records, partial, identity, resume=resume, overwrite=overwrite, batch_size=batch_size,
+    done = run_batches(dataset, BatchEstimator(predictor, symmetrize), partial, identity, resume=resume, overwrite=overwrite, batch_size=batch_size,
                        num_workers=num_workers, progress=progress, desc="estimating")
     if masks is not None:
         n = dataset.grid.n_pix
         write_masks([(r["index"], r["row"], _unpacked(r["mask"], n)) for r in done if r["mask"] is not None], masks,
                     dataset.grid.pixel_scale)
     return catalog_table([r["row"] for r in done], predictor.card)
+
+
+class BatchEstimator:
+    """A batch of :class:`FitsInputs` items to the network's records ``{"index", "row", "mask"}`` (its catalogue row
+    and the pixels it left out, packed bits; None for a file that could not be read)."""
+
+    def __init__(self, predictor, symmetrize: bool = False):
+        self.predictor, self.symmetrize = predictor, symmetrize
+
+    def __call__(self, items: list) -> list[dict]:
+        rows = estimate_items(self.predictor, items, self.symmetrize)
+        masks = {i: _packed(m[0].numpy()) for i, image, m, _ in items if image is not None}
+        return [{"index": row["index"], "row": row, "mask": masks.get(row["index"])} for row in rows]
 
 
 def check_batching(batch_size, num_workers) -> None:

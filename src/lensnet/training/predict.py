@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Subset
 
 from lensnet.errors import LensnetValueError
-from lensnet.inference.catalog import catalog_table, check_batching, estimate_items, fits_inputs, run_identity
+from lensnet.inference.catalog import BatchEstimator, catalog_table, check_batching, fits_inputs, run_identity
 from lensnet.io.journal import RowJournal, journal_path, read_journals, worker_init
 from lensnet.refine.catalog import BatchRefiner
 
@@ -83,7 +83,7 @@ def predict_fits_distributed(predictor, paths: Sequence[str | Path], catalog: st
     check_batching(batch_size, num_workers)
     dataset = fits_inputs(predictor, paths, **options)
     if refine is None:
-        records = _Estimates(predictor, symmetrize)
+        records = BatchEstimator(predictor, symmetrize)
         identity = run_identity("predict", predictor, dataset, mask=options.get("mask"), symmetrize=symmetrize,
                                 batch_size=batch_size)
     else:
@@ -129,16 +129,6 @@ def _run_id() -> str:
                                     "value on every node")
         os.environ[_DRAWN_RUN_ID] = uuid.uuid4().hex[:12]
     return os.environ[_DRAWN_RUN_ID]
-
-
-class _Estimates:
-    """A batch of FITS items to the network's records (as :func:`lensnet.inference.catalog.predict_fits`)."""
-
-    def __init__(self, predictor, symmetrize: bool):
-        self.predictor, self.symmetrize = predictor, symmetrize
-
-    def __call__(self, items):
-        return [{"index": row["index"], "row": row} for row in estimate_items(self.predictor, items, self.symmetrize)]
 
 
 def _world(devices, num_nodes: int) -> int:
