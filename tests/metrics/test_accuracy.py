@@ -84,3 +84,13 @@ def test_metrics_reject_bad_shapes():
         coverage(torch.zeros(4, 5), torch.ones(4, 4))
     with pytest.raises(LensnetShapeError, match="estimate"):
         paper_residuals(torch.zeros(3, 5), torch.ones(4, 5))
+
+
+def test_an_estimate_beyond_unit_ellipticity_counts_as_q_near_zero():
+    """Off the training distribution a network can return |e| >= 1 (no axis ratio): the metric still works."""
+    truth = _lenses([0.6], [0.3])
+    estimate = truth.clone()
+    estimate[0, 1:3] *= 1.2 / estimate[0, 1:3].norm()
+    res = paper_residuals(estimate, truth)
+    eps_est = res[0, 1:3] + to_paper_convention(truth)[0, 1:3]  # same sign: the estimate points along the truth
+    assert eps_est.norm().item() == pytest.approx(1.0, abs=1e-5)  # (1 - q) with q -> 0

@@ -106,22 +106,27 @@ def _lenses_without_cosmic_rays(n: int):
     return batch.observed[:, 0].double().numpy(), batch.clean[:, 0].double().numpy()
 
 
-def test_cosmic_ray_masking_takes_the_hits_and_never_the_arcs():
+@pytest.mark.parametrize("kind, least", [("sharp", 0.4), ("simulator", 0.35)])
+def test_cosmic_ray_masking_takes_the_hits_and_never_the_arcs(kind, least):
     observed, clean = _lenses_without_cosmic_rays(8)
     arcs = np.stack([binary_dilation(c > 0.05, iterations=2) for c in clean])  # arcs, PSF wings included
-    # Cosmic rays sharper than the PSF (1-1.5 pixels; the simulator's broader ones look like stars to any method).
-    sharp = CosmicRayConfig(probability=1.0, amplitude_range=(0.2, 0.5), hit_width_range=(1.0, 1.5),
-                            track_width_range=(1.0, 1.2))
-    hit = cosmic_rays(torch.from_numpy(observed)[:, None], sharp, torch.Generator().manual_seed(0))[0][:, 0].numpy()
+    # Cosmic rays sharper than the PSF (1-1.5 pixels), or the simulator's (broad tracks among them, which
+    # L.A.Cosmic with objlim 5 took for objects).
+    config = (CosmicRayConfig(probability=1.0, amplitude_range=(0.2, 0.5), hit_width_range=(1.0, 1.5),
+                              track_width_range=(1.0, 1.2)) if kind == "sharp" else CosmicRayConfig(probability=1.0))
+    hit = cosmic_rays(torch.from_numpy(observed)[:, None], config, torch.Generator().manual_seed(0))[0][:, 0].numpy()
     valid = np.ones(observed.shape[1:], bool)
     eaten, found, bright = 0, 0, 0
     for i in range(len(observed)):
-        assert not (cosmic_ray_mask(observed[i], valid) & arcs[i]).any()  # a lens without cosmic rays
+        if kind == "sharp":
+            assert not (cosmic_ray_mask(observed[i], valid) & arcs[i]).any()  # a lens without cosmic rays
         mask = cosmic_ray_mask(hit[i], valid)
         eaten += (mask & arcs[i] & ~(hit[i] - observed[i] > 0)).sum()
         added = (hit[i] - observed[i] > 8 * observed[i][~arcs[i]].std()) & ~arcs[i]  # 8 sigma, off the arcs
         found, bright = found + (mask & added).sum(), bright + added.sum()
-    assert eaten == 0 and found >= 0.4 * bright, (eaten, found, bright)  # measured: 0 and 31 of 65 (48%)
+    # measured: 0 and 32 of 65 (sharp), 0 and 26 of 60 (simulator; 12 of 60 with objlim 5 and the candidates in
+    # the median)
+    assert eaten == 0 and found >= least * bright, (eaten, found, bright)
 
 
 def test_cosmic_rays_are_looked_for_unless_the_header_says_exposures_were_combined():

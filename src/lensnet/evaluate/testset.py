@@ -136,12 +136,14 @@ def evaluate_predictor(predictor, preset: str | SimulationConfig = "paper", num:
 
 def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "paper", num: int = TEST_SET["num"],
                         seed: int = TEST_SET["seed"], batch_size: int = TEST_SET["batch_size"], device: str | torch.device | None = None,
-                        progress: bool = True, symmetrize: bool = False) -> dict[str, EvaluationResult]:
+                        progress: bool = True, symmetrize: bool = False,
+                        match_noise_spectrum: bool = True) -> dict[str, EvaluationResult]:
     """:func:`evaluate_predictor` for several predictors (name -> predictor) on one simulated test set.
 
     Each lens is simulated once and estimated by every predictor; ``simulation_s`` of each result is
     the shared simulation time. With ``symmetrize``, the keys and model names of the results end in
-    " (8 views)".
+    " (8 views)". A test set on another grid than the model's is brought to it as real images are
+    (:func:`~lensnet.preprocess.real.prepare_image`, its noise matched unless ``match_noise_spectrum`` is False).
     """
     if int(num) != num or num < 1:
         raise LensnetRangeError("num", num, 1, None, "the test set needs at least one lens")
@@ -163,7 +165,7 @@ def evaluate_predictors(predictors: dict, preset: str | SimulationConfig = "pape
         truth.append(batch.targets.double().cpu())
         snr.append(peak_signal_to_noise(batch.record).double().cpu())
         regridded = (None if grid is None or (grid.n_pix, grid.pixel_scale) == (config.n_pix, config.pixel_scale)
-                     else _on_grid(batch, config, grid, device))
+                     else _on_grid(batch, config, grid, device, match_noise_spectrum))
         for name, predictor in predictors.items():
             t0 = _synchronized(device)
             if regridded is None:
@@ -193,12 +195,14 @@ def _model_grid(predictors: dict) -> ModelGrid | None:
     return next(iter(grids.values()))
 
 
-def _on_grid(batch, config: SimulationConfig, grid: ModelGrid, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _on_grid(batch, config: SimulationConfig, grid: ModelGrid, device, match_noise_spectrum: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """The observed images of ``batch`` (one band) brought to ``grid`` as real images are, with their masks."""
     images, masks = [], []
     for i, (image, mask) in enumerate(zip(batch.observed[:, 0].double().cpu().numpy(),
                                           batch.masks[:, 0].cpu().numpy())):
-        prepared = prepare_image(image, grid, config.pixel_scale, mask=mask, seed=i, where=f"test lens {i}")
+        prepared = prepare_image(image, grid, config.pixel_scale, mask=mask, match_noise_spectrum=match_noise_spectrum,
+                                 seed=i, where=f"test lens {i}")
         images.append(prepared.image)
         masks.append(prepared.mask)
     return (torch.from_numpy(np.stack(images))[:, None].to(device),

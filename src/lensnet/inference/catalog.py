@@ -124,14 +124,16 @@ class FitsInputs(Dataset):
             sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
             cosmic_rays = holds_cosmic_rays(header) if self.cosmic_rays is None else self.cosmic_rays
             info["cosmic_rays"] = cosmic_rays
+            # One seed for every file: a file gets the same padding and matched noise wherever it stands in the list.
             prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
-                                     cosmic_rays=cosmic_rays, neighbours=not self.keep_neighbours, seed=i,
+                                     cosmic_rays=cosmic_rays, neighbours=not self.keep_neighbours, seed=0,
                                      where=where)
         except LensnetError as exc:
             return i, None, None, {**info, "error": str(exc)}
         info.update(pixel_scale_in=prepared.pixel_scale_in, coverage=prepared.coverage, background=prepared.background,
                     noise_rms=prepared.noise_rms, grid_noise_rms=prepared.grid_noise_rms,
-                    n_masked=int(prepared.mask.sum()), n_neighbours=prepared.n_neighbours, error="",
+                    n_masked=int(prepared.mask.sum()), n_neighbours=prepared.n_neighbours,
+                    noise_correlation=prepared.noise_correlation, noise_match=prepared.noise_match, error="",
                     prepared=dataclasses.replace(prepared, image=None, mask=None))  # the arrays travel as tensors
         return (i, torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None], info)
 
@@ -348,6 +350,8 @@ def _row(index: int, info: dict, mean: list | None, std: list | None, score: flo
     row["n_masked"] = info.get("n_masked", -1)
     row["cosmic_rays"] = bool(info.get("cosmic_rays", False))
     row["n_neighbours"] = info.get("n_neighbours", -1)
+    row["noise_correlation"] = info.get("noise_correlation", math.nan)
+    row["noise_match"] = info.get("noise_match", "")
     row.update(ood_score=score, ood=bool(score > threshold))
     row["error"] = info["error"]
     return row
@@ -357,7 +361,7 @@ def catalog_table(rows: list[dict], card: dict) -> Table:
     """The catalogue of rows (from :func:`estimate_items`, in any order), sorted by the files' order."""
     columns = ["file", "hdu", *(f"{n}{s}" for n in PARAM_NAMES for s in ("", "_sigma", "_lo95", "_hi95")), "q", "phi",
                "pa", "ra", "dec", "ood_score", "ood", "pixel_scale_in", "coverage", "background", "noise_rms",
-               "n_masked", "cosmic_rays", "n_neighbours"]
+               "n_masked", "cosmic_rays", "n_neighbours", "noise_correlation", "noise_match"]
     rows = sorted(rows, key=lambda r: r["index"])
     table = Table({c: [r[c] for r in rows] for c in columns} if rows else {c: [] for c in columns})
     units = dict(zip(PARAM_NAMES, PARAM_UNITS))

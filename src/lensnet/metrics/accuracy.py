@@ -143,18 +143,28 @@ def paper_residuals(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     -------
     Tensor, (N, 5)
         Columns :data:`PAPER_PARAM_NAMES`: estimate minus truth, where the ellipticity columns use
-        whichever of (eps_x, eps_y) and (-eps_x, -eps_y) of the truth is nearer to the estimate.
+        whichever of (eps_x, eps_y) and (-eps_x, -eps_y) of the truth is nearer to the estimate. A network's
+        estimate with \|e\| >= 1 (no axis ratio; it happens off the training distribution) counts as \|e\| just
+        below 1 (q -> 0).
     """
     _check_params("truth", truth)
     _check_params("estimate", estimate)
     if estimate.shape != truth.shape:
         raise LensnetShapeError("estimate", estimate.shape, f"{tuple(truth.shape)}, the shape of truth")
-    est, tru = to_paper_convention(estimate), to_paper_convention(truth)
+    est, tru = to_paper_convention(_physical(estimate)), to_paper_convention(truth)
     same, flipped = est[:, _ELLIPTICITY] - tru[:, _ELLIPTICITY], est[:, _ELLIPTICITY] + tru[:, _ELLIPTICITY]
     flip = (flipped.pow(2).sum(1) < same.pow(2).sum(1))[:, None]
     residuals = est - tru
     residuals[:, _ELLIPTICITY] = torch.where(flip, flipped, same)
     return residuals
+
+
+def _physical(params: torch.Tensor) -> torch.Tensor:
+    """``params`` with \|e\| clamped below 1."""
+    e = params[:, 1:3].norm(dim=1, keepdim=True)
+    out = params.clone()
+    out[:, 1:3] = params[:, 1:3] * (e.clamp(max=1 - 1e-6) / e.clamp_min(1e-30))
+    return out
 
 
 def compute_metrics(truth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, snr: torch.Tensor | None = None,

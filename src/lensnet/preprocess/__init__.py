@@ -5,7 +5,9 @@ preparation of real FITS images (cutout, resampling to the model's grid, backgro
 - :func:`lensnet.preprocess.real.prepare_image`: a real image on the model's pixel grid (imported from its
   module: it brings astropy's WCS and reproject, which simulation does not need);
 - :func:`read_native` (:mod:`~lensnet.preprocess.native`): a real image on its own pixels with the noise,
-  mask and PSF its file carries, for fitting a lens model (loaded on first use, for the same reason).
+  mask and PSF its file carries, for fitting a lens model (loaded on first use, for the same reason);
+- :func:`lensnet.preprocess.whiten.match_noise`: correlated noise brought to a spectrum of the training's, by
+  adding noise (a step of ``prepare_image``).
 """
 
 import importlib
