@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
               "machine": machine_description(torch.device("cpu")), "num": args.num, "seed": args.seed, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "noise_match_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Noise matching ({result['machine']})", "",
+    m = result["machine"]
+    lines = [f"# Noise matching ({m['cpu']}, {m['cores']} cores, torch {m['torch']})", "",
              f"`python benchmarks/bench_noise_match.py --num {args.num}`, {result['date']}: the shipped model on "
              f"{args.num} test lenses of seed {args.seed} per set, brought to its grid as real images are, with and "
              "without the noise matched to a training spectrum (same lenses, side by side). 68% errors (arcsec for "
