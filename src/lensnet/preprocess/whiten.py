@@ -4,7 +4,8 @@ Drizzling, resampling to the model's grid and the PSF matching of two-band deble
 neighbouring pixels. The networks were trained on white noise and on coloured noise of adjacent-pixel correlation
 :data:`TRAINING_CORRELATION` (:class:`lensnet.observe.GaussianNoiseConfig`); noise correlated over several pixels
 looks to them like structure (the Euclid VIS lens of ``../shared/realdata/lenses/``, 0.1" pixels resampled to
-0.04", adjacent-pixel correlation 0.83: θE off by 45% and flagged out of distribution). Correlations cannot be
+0.04", adjacent-pixel correlation 0.80: θE 52% high and flagged out of distribution; matched, 29% and not
+flagged). Correlations cannot be
 removed without deconvolving, but noise of the complementary spectrum can be added, as GalSim's ``whitenImage``
 does (Rowe et al. 2015, Astron. Comput. 10, 121):
 
@@ -39,7 +40,7 @@ TRAINING_CORRELATION = GaussianNoiseConfig().neighbour_correlation
 #: Largest lag (pixels, along each axis) of the measured autocorrelation.
 MAX_LAG = 4
 #: Added variance, as a fraction of the noise's, below which nothing is added: white noise's estimated spectrum
-#: peaks 10-20% above its mean on a sky of 100-160 pixels square (the estimate's scatter, not colour).
+#: peaks 5-15% above its mean on a sky of 100-160 pixels square (the estimate's scatter, not colour).
 TOLERANCE = 0.25
 #: Fewest sky pixels that measure a spectrum.
 MIN_SKY_PIXELS = 2000
