@@ -687,25 +687,32 @@ def _levenberg_marquardt(spec: ModelSpec, u: torch.Tensor, data: ImageData, pena
     """Polish every lens's optimum by Levenberg-Marquardt steps (Gauss-Newton with a per-lens damping): each
     lens gets its own step, which the shared line search of L-BFGS cannot give, so that a lens whose
     parameters are strongly correlated (lens light, shear and mass together) still reaches its minimum;
-    near it the steps converge quadratically. Stops when no lens's objective falls by more than 1e-9 of it."""
+    near it the steps converge quadratically. A lens stops when a step lowers its objective by no more than
+    1e-9 of it, or its damping reaches 1e6; only the lenses still moving are linearised again (the Jacobian,
+    2 P renderings, is the step's cost)."""
     with torch.no_grad():
         value = _objective(spec, spec.to_physical(u), data, penalty, supersample)
         damping = torch.full_like(value, 1e-3)
         eye = torch.eye(u.shape[1], dtype=u.dtype)
+        u, active = u.clone(), torch.arange(u.shape[0])
         for _ in range(max_iter):
-            hessian, _, grad = _linearise(spec, u, data, penalty, supersample)
-            diagonal = torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-12)
-            system = hessian + damping[:, None, None] * torch.diag_embed(diagonal) + 1e-12 * eye
-            step = torch.linalg.solve(system, -grad[..., None])[..., 0]
-            trial = u + torch.nan_to_num(step)
-            new = _objective(spec, spec.to_physical(trial), data, penalty, supersample)
-            better = torch.isfinite(new) & (new < value)
-            gain = torch.where(better, value - new, 0.0)
-            u = torch.where(better[:, None], trial, u)
-            value = torch.where(better, new, value)
-            damping = torch.where(better, damping / 3, damping * 4).clamp(1e-7, 1e7)
-            if ((better & (gain <= 1e-9 * value.abs())) | (damping >= 1e6)).all():
+            if len(active) == 0:
                 break
+            part, prior = data.take(active), None if penalty is None else penalty.take(active)
+            hessian, _, grad = _linearise(spec, u[active], part, prior, supersample)
+            diagonal = torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-12)
+            system = hessian + damping[active, None, None] * torch.diag_embed(diagonal) + 1e-12 * eye
+            step = torch.linalg.solve(system, -grad[..., None])[..., 0]
+            trial = u[active] + torch.nan_to_num(step)
+            new = _objective(spec, spec.to_physical(trial), part, prior, supersample)
+            old = value[active]
+            better = torch.isfinite(new) & (new < old)
+            gain = torch.where(better, old - new, 0.0)
+            u[active] = torch.where(better[:, None], trial, u[active])
+            value[active] = torch.where(better, new, old)
+            damping[active] = torch.where(better, damping[active] / 3, damping[active] * 4).clamp(1e-7, 1e7)
+            done = (better & (gain <= 1e-9 * value[active].abs())) | (damping[active] >= 1e6)
+            active = active[~done]
     return u
 
 
