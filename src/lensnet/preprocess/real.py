@@ -294,14 +294,15 @@ def prepare_image(data: np.ndarray, grid: ModelGrid, pixel_scale: float, *, cent
     resampled = abs(pixel_scale / grid.pixel_scale - 1) >= 1e-6
     # Resampling averages (and correlates) the noise: measure it again on the model's grid.
     rms_out = (_clipped_std(image[~outside & ~masked]) if resampled else noise) if noise > 0 else 0.0
-    pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
     matched = NoiseMatch(None, None, rms_out, math.nan, "")
     if match_noise_spectrum:
         n = grid.n_pix
         off_lens = np.hypot(*np.mgrid[:n, :n] - (n - 1) / 2) > SKY_RADIUS * n
         matched = match_noise(image, ~outside & ~masked & off_lens, np.random.default_rng((seed, 1)))
-        if matched.added is not None:
-            image, pad, rms_out = image + matched.added, matched.pad, matched.rms
+    if matched.added is not None:
+        image, pad, rms_out = image + matched.added, matched.pad, matched.rms
+    else:
+        pad = np.random.default_rng(seed).normal(0.0, rms_out, image.shape)
     image = np.where(outside, pad, np.where(masked, 0.0, image)).astype(np.float32)
     return PreparedImage(image, masked, float(background), float(noise), float(pixel_scale), (cx, cy), coverage,
                          wcs, float(rms_out), n_neighbours, matched.correlation, matched.target)
