@@ -361,8 +361,8 @@ _INPUT_OPTIONS = (
     click.option("--mask", type=click.Path(exists=True, dir_okay=False),
                  help="FITS image, non-zero where pixels must be ignored."),
     click.option("--cosmic-rays/--no-cosmic-rays", default=None,
-                 help="Mask cosmic rays with L.A.Cosmic (astroscrappy) [where the header does not say the image "
-                      "combines several exposures: NCOMBINE, NDRIZIM, COMBINET]."),
+                 help="Mask cosmic rays with L.A.Cosmic (astroscrappy) [where neither the header (NCOMBINE, "
+                      "NDRIZIM, COMBINET) nor a varying EXPTIME map says the image combines several exposures]."),
     click.option("--keep-neighbours", is_flag=True,
                  help="Leave companions, stars and foreground galaxies beyond 2.5\" of the centre unmasked."),
 )

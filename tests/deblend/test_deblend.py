@@ -86,6 +86,15 @@ def test_cli_deblend_keeps_the_header_and_writes_the_figure(tmp_path):
     assert fig.read_bytes()[:4] == b"\x89PNG"
     single = CliRunner().invoke(cli, ["deblend", str(tmp_path / "b1.fits"), "-o", str(tmp_path / "s.fits")])
     assert single.exit_code == 0 and "Sérsic lens light" in single.output
+    # A first band's exposure-time map goes with the arcs: it tells predict the image combines exposures.
+    with fits.open(tmp_path / "b1.fits") as hdul:
+        exposure = fits.ImageHDU(np.where(np.arange(N) < 40, 600.0, 300.0)[None].repeat(N, 0).astype(np.float32),
+                                 name="EXPTIME")
+        fits.HDUList([hdul[0].copy(), exposure]).writeto(tmp_path / "b1_exp.fits")
+    assert CliRunner().invoke(cli, ["deblend", str(tmp_path / "b1_exp.fits"), "-o", str(tmp_path / "e.fits")]).exit_code == 0
+    with fits.open(tmp_path / "e.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "LENS", "MASK", "EXPTIME"]
+        np.testing.assert_array_equal(hdul["EXPTIME"].data, exposure.data)
 
 
 def test_a_figure_panel_on_its_own_axes_skips_the_image_mask(tmp_path):

@@ -249,6 +249,12 @@ def test_user_masks_cosmic_rays_and_unreadable_files(tmp_path):
     assert read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=mask_file, cosmic_rays=False).mask.sum() == 1
     with pytest.raises(LensnetShapeError, match=r"mask.*\(3, 3\).*\(40, 40\)"):
         read_native(path, side_arcsec=1.0, psf_fwhm=0.1, mask=np.zeros((3, 3), bool))
+    # An EXPTIME map of overlapping exposures says the hits were rejected: no cosmic-ray mask by default.
+    with fits.open(path) as hdul:
+        exposure = np.full((40, 40), 800.0, np.float32)
+        exposure[:, 30:] = 400.0
+        fits.HDUList([hdul[0].copy(), fits.ImageHDU(exposure, name="EXPTIME")]).writeto(tmp_path / "combined.fits")
+    assert read_native(tmp_path / "combined.fits", side_arcsec=1.0, psf_fwhm=0.1).mask.sum() == 0
     junk = tmp_path / "junk.fits"
     junk.write_text("not a FITS file")
     with pytest.raises(LensnetIOError, match="junk.fits"):

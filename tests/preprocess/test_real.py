@@ -135,3 +135,15 @@ def test_cosmic_rays_are_looked_for_unless_the_header_says_exposures_were_combin
     assert not holds_cosmic_rays(fits.Header({"NCOMBINE": 4}))
     assert not holds_cosmic_rays(fits.Header({"NDRIZIM": 3}))
     assert not holds_cosmic_rays(fits.Header({"COMBINET": "MEDIAN"}))
+
+
+def test_an_exposure_map_that_varies_says_exposures_were_combined():
+    # As the SL2S J0219-0829 WFC3/UVIS cutouts: 286-546 s where two or more exposures overlap, no header keyword.
+    combined = np.full((20, 20), 546.0, np.float32)
+    combined[:, :7] = 286.0
+    combined[0, 0] = 0.0  # no data there: left out
+    assert not holds_cosmic_rays(fits.Header(), combined)
+    single = np.full((20, 20), 400.0, np.float32)
+    single[3, 3] = 0.0
+    assert holds_cosmic_rays(fits.Header(), single)
+    assert not holds_cosmic_rays(fits.Header({"NCOMBINE": 4}), single)

@@ -5,8 +5,8 @@ its PSF in an HDU named ``PSF`` and its 1-sigma noise map in one named ``NOISE``
 PSF files are given. The output FITS file holds the arcs in the primary HDU, with the first input's header (WCS
 included), and the lens light (``LENS``) and the pixels to mask when estimating the lens (``MASK``: a disc on the lens
 centre, where lens light is left (0.2", or for the Sérsic method out to where its residuals stop), cosmic
-rays and invalid pixels) in extensions; ``lensnet predict``
-applies a file's ``MASK`` HDU.
+rays and invalid pixels) in extensions, with the first input's exposure-time map (``EXPTIME``) where it has one;
+``lensnet predict`` applies a file's ``MASK`` HDU.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lensnet.deblend.ica import ica_deblend
 from lensnet.deblend.sersic_fit import fit_lens_light
 from lensnet.errors import LensnetValueError
 from lensnet.io.atomic import check_writable
-from lensnet.io.fits import provenance_cards, read_image_hdu, write_hdulist
+from lensnet.io.fits import EXPOSURE_NAMES, provenance_cards, read_image_hdu, write_hdulist
 from lensnet.preprocess.real import celestial_wcs, header_pixel_scale, pixel_to_sky
 
 __all__ = ["METHODS", "DeblendedImage", "deblend_fits", "write_deblended"]
@@ -46,6 +46,8 @@ class DeblendedImage:
     method: str
     panels: list[tuple[str, np.ndarray]]
     summary: str
+    #: The first input's exposure-time map, written as ``EXPTIME`` (it tells a combination of exposures).
+    exposure: np.ndarray | None = None
 
 
 def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: str = "ica",
@@ -82,7 +84,7 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
         summary = (f"Sérsic lens light: R = {fit.params['R_sersic']:.2f}\", n = {fit.params['n_sersic']:.2f}, "
                    f"reduced chi2 {fit.reduced_chi2:.2f}")
         return DeblendedImage(fit.arcs, fit.model, core | ~np.isfinite(first.data), first.header, first.scale, method,
-                              panels, summary)
+                              panels, summary, first.exposure)
     second = _Band.read(band2, hdu, psf2, pixel_scale)
     if second.data.shape != first.data.shape or abs(second.scale - first.scale) > 1e-6 * first.scale:
         raise LensnetValueError(f"{second.label} ({second.data.shape}, {second.scale}\"/px) is not on the grid of "
@@ -97,7 +99,8 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
     summary = (f"ICA{' (PSF-matched)' if psfs[0] is not None else ''}: arcs in {band.label}, colour "
                f"{second.label}/{first.label} {result.colour[0]:.2f} (arcs) vs {result.colour[1]:.2f} (lens); "
                f"{int(result.mask.sum())} pixels masked")
-    return DeblendedImage(result.arcs, result.lens, result.mask, first.header, first.scale, method, panels, summary)
+    return DeblendedImage(result.arcs, result.lens, result.mask, first.header, first.scale, method, panels, summary,
+                          first.exposure)
 
 
 def write_deblended(deblended: DeblendedImage, output: str | Path, figure: str | Path | None = None,
@@ -112,7 +115,9 @@ def write_deblended(deblended: DeblendedImage, output: str | Path, figure: str |
         header[key] = value
     hdul = fits.HDUList([fits.PrimaryHDU(deblended.arcs.astype(np.float32), header=header),
                          fits.ImageHDU(deblended.lens.astype(np.float32), name="LENS"),
-                         fits.ImageHDU(deblended.mask.astype(np.uint8), name="MASK")])
+                         fits.ImageHDU(deblended.mask.astype(np.uint8), name="MASK")]
+                        + ([] if deblended.exposure is None
+                           else [fits.ImageHDU(deblended.exposure.astype(np.float32), name="EXPTIME")]))
     paths = [write_hdulist(output, hdul, overwrite)]
     if figure is not None:
         paths.append(deblend_figure(deblended.panels, deblended.pixel_scale, figure, title=deblended.summary,
@@ -140,6 +145,7 @@ class _Band:
     scale: float
     psf: np.ndarray | None
     noise: np.ndarray | None
+    exposure: np.ndarray | None
 
     @classmethod
     def read(cls, path, hdu, psf_path, pixel_scale) -> "_Band":
@@ -152,5 +158,8 @@ class _Band:
         psf = read_image_hdu(psf_path, None)[0] if psf_path is not None else (
             read_image_hdu(path, "PSF")[0] if "PSF" in names else None)
         noise = read_image_hdu(path, "NOISE")[0] if "NOISE" in names else None
+        exposure = next((read_image_hdu(path, n)[0] for n in EXPOSURE_NAMES if n in names), None)
+        if exposure is not None and exposure.shape != data.shape:
+            exposure = None
         band = header.get("FILTER", Path(path).stem)
-        return cls(str(band), data.astype(np.float64), header, float(scale), psf, noise)
+        return cls(str(band), data.astype(np.float64), header, float(scale), psf, noise, exposure)

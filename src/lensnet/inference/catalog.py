@@ -44,7 +44,7 @@ from lensnet import __version__
 from lensnet.conventions import PARAM_NAMES, PARAM_UNITS, e1e2_to_qphi, qphi_to_e1e2
 from lensnet.errors import LensnetError, LensnetIOError, LensnetValueError
 from lensnet.io.atomic import atomic_output, check_writable
-from lensnet.io.fits import read_image_with_extensions, write_hdulist, write_table
+from lensnet.io.fits import EXPOSURE_NAMES, read_image_with_extensions, write_hdulist, write_table
 from lensnet.io.journal import RowJournal, read_journals, stop_signals, worker_init
 from lensnet.preprocess.real import (ModelGrid, celestial_wcs, header_pixel_scale, holds_cosmic_rays, prepare_image,
                                      read_fits_image)
@@ -114,7 +114,8 @@ class FitsInputs(Dataset):
         path = self.paths[i]
         info = {"file": str(path), "hdu": "" if self.hdu is None else str(self.hdu)}
         try:
-            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",), self.plane)
+            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",) + EXPOSURE_NAMES,
+                                                                         self.plane)
             info["hdu"] = where[len(str(path)) + 1:-1]  # the HDU read, by name where it has one
             wcs = celestial_wcs(header)
             scale = self.pixel_scale or header_pixel_scale(header, where, wcs)
@@ -122,7 +123,8 @@ class FitsInputs(Dataset):
             mask = own if self.mask is None else (self.mask if own is None or own.shape != self.mask.shape
                                                   else self.mask | own)
             sky = None if self.sky_center is None else SkyCoord(*self.sky_center, unit="deg")
-            cosmic_rays = holds_cosmic_rays(header) if self.cosmic_rays is None else self.cosmic_rays
+            exposure = next((extensions[n] for n in EXPOSURE_NAMES if n in extensions), None)
+            cosmic_rays = holds_cosmic_rays(header, exposure) if self.cosmic_rays is None else self.cosmic_rays
             info["cosmic_rays"] = cosmic_rays
             # One seed for every file: a file gets the same padding and matched noise wherever it stands in the list.
             prepared = prepare_image(data, self.grid, scale, center=self.center, sky_center=sky, wcs=wcs, mask=mask,
@@ -168,9 +170,9 @@ def predict_fits(predictor, paths: Sequence[str | Path], *, hdu: int | str | Non
         FITS image, non-zero where pixels must be ignored, of the inputs' shape; a file's own ``MASK`` HDU
         (as ``lensnet deblend`` writes) is applied too.
     cosmic_rays : bool or None
-        Mask cosmic rays found by L.A.Cosmic (astroscrappy) [None: where the header does not say the image combines
-        several exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`]; the ``cosmic_rays`` column says
-        whether it ran.
+        Mask cosmic rays found by L.A.Cosmic (astroscrappy) [None: where neither the header nor an exposure map
+        says the image combines several exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`]; the
+        ``cosmic_rays`` column says whether it ran.
     keep_neighbours : bool
         Leave the objects that are not part of the lens system unmasked [False: companions, stars and foreground
         galaxies are found and masked, :mod:`lensnet.preprocess.neighbours`; ``n_neighbours`` counts them].

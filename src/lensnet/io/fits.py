@@ -28,6 +28,7 @@ from lensnet.io.atomic import atomic_output
 __all__ = [
     "AUXILIARY_NAMES",
     "DQ_NAMES",
+    "EXPOSURE_NAMES",
     "IMAGE_NAMES",
     "MASK_NAMES",
     "PSF_NAMES",
@@ -317,7 +318,9 @@ WEIGHT_NAMES = ("WHT", "IVAR", "WEIGHT")
 PSF_NAMES = ("PSF",)
 MASK_NAMES = ("MASK",)
 DQ_NAMES = ("DQ",)
-AUXILIARY_NAMES = SIGMA_NAMES + WEIGHT_NAMES + PSF_NAMES + MASK_NAMES + DQ_NAMES + ("CTX", "CON", "EXPTIME")
+#: Per-pixel exposure-time maps (seconds): where they vary, several exposures were combined.
+EXPOSURE_NAMES = ("EXPTIME", "EXPMAP", "EXP")
+AUXILIARY_NAMES = SIGMA_NAMES + WEIGHT_NAMES + PSF_NAMES + MASK_NAMES + DQ_NAMES + EXPOSURE_NAMES + ("CTX", "CON")
 
 
 def hdu_role(name: str, roles) -> str | None:

@@ -62,8 +62,8 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from lensnet.errors import LensnetError, LensnetIOError, LensnetShapeError, LensnetValueError
-from lensnet.io.fits import (DQ_NAMES, IMAGE_NAMES, MASK_NAMES, PSF_NAMES, SIGMA_NAMES, WEIGHT_NAMES, hdu_index,
-                             hdu_label, hdu_role, image_hdu_index, image_plane, is_plane, pixel_scale_from_header)
+from lensnet.io.fits import (DQ_NAMES, EXPOSURE_NAMES, IMAGE_NAMES, MASK_NAMES, PSF_NAMES, SIGMA_NAMES, WEIGHT_NAMES,
+                             hdu_index, hdu_label, hdu_role, image_hdu_index, image_plane, is_plane, pixel_scale_from_header)
 from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.neighbours import neighbour_mask
 from lensnet.preprocess.real import celestial_wcs, cosmic_ray_mask, header_pixel_scale, holds_cosmic_rays, sky_stats
@@ -162,8 +162,8 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
     dq : bool
         Mask the non-zero pixels of a DQ HDU [True].
     cosmic_rays : bool or None
-        Mask cosmic rays found by L.A.Cosmic [None: where the image's header does not say it combines several
-        exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`].
+        Mask cosmic rays found by L.A.Cosmic [None: where neither the header nor an exposure map says it combines
+        several exposures, :func:`~lensnet.preprocess.real.holds_cosmic_rays`].
     neighbours : bool
         Mask the objects that are not part of the lens system (:mod:`lensnet.preprocess.neighbours`) [False].
     pixel_scale : float, optional
@@ -211,7 +211,9 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
         for i in _role_hdus(hdul, index, (MASK_NAMES, DQ_NAMES) if dq else (MASK_NAMES,)):
             bad |= cut(image_plane(hdul[i], f"{path}[{i}]"), f"{hdul[i].name} HDU of {path}") != 0  # NaN != 0 too
         if cosmic_rays is None:
-            cosmic_rays = holds_cosmic_rays(hdul[index].header)
+            exposure = next(iter(_role_hdus(hdul, index, (EXPOSURE_NAMES,))), None)
+            exposure = None if exposure is None else image_plane(hdul[exposure], f"{path}[{exposure}]")
+            cosmic_rays = holds_cosmic_rays(hdul[index].header, exposure)
         if cosmic_rays and not bad.all():
             bad |= cosmic_ray_mask(data, ~bad)
         if neighbours and not bad.all():

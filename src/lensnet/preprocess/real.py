@@ -53,7 +53,7 @@ from lensnet.io.fits import pixel_scale_from_header, read_image_hdu
 from lensnet.preprocess.neighbours import neighbour_mask
 from lensnet.preprocess.whiten import NoiseMatch, match_noise
 
-__all__ = ["MIN_FIELD_COVERAGE", "SKY_RADIUS", "ModelGrid", "PreparedImage", "cosmic_ray_mask", "holds_cosmic_rays",
+__all__ = ["COMBINED_EXPOSURE_RATIO", "MIN_FIELD_COVERAGE", "SKY_RADIUS", "ModelGrid", "PreparedImage", "cosmic_ray_mask", "holds_cosmic_rays",
            "pixel_to_sky", "prepare_image", "read_fits_image", "sky_stats"]
 
 #: Smallest fraction of the model's field side that an image must cover after resampling: less would be
@@ -363,10 +363,24 @@ def _clipped_std(values: np.ndarray) -> float:
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=10)[2])
 
 
-def holds_cosmic_rays(header: fits.Header) -> bool:
-    """Whether an image may hold cosmic rays, by its header: not where it combines two or more exposures, whose
-    combination rejected them (``NCOMBINE`` or ``NDRIZIM`` >= 2, or a combination method in ``COMBINET``, as
-    Euclid's stacks say); yes for single exposures and headers that do not say."""
+#: An exposure-time map whose largest positive value is this many times its smallest records overlapping
+#: exposures: the image is a combination (:func:`holds_cosmic_rays`).
+COMBINED_EXPOSURE_RATIO = 1.5
+
+
+def holds_cosmic_rays(header: fits.Header, exposure: np.ndarray | None = None) -> bool:
+    """Whether an image may hold cosmic rays, by its header and exposure-time map: not where it combines two or
+    more exposures, whose combination rejected them (``NCOMBINE`` or ``NDRIZIM`` >= 2, a combination method in
+    ``COMBINET``, as Euclid's stacks say, or an ``exposure`` map whose positive values differ by more than
+    :data:`COMBINED_EXPOSURE_RATIO`: exposures overlap there, as in drizzled HST cutouts); yes for single
+    exposures and files that do not say.
+
+    On the SL2S J0219-0829 WFC3/UVIS cutouts (exposure 286-546 s, no header keyword) L.A.Cosmic took the
+    brightest knots of the arc, sharp under the UVIS PSF, for hits; the refined fit then lost them."""
+    if exposure is not None:
+        positive = exposure[np.isfinite(exposure) & (exposure > 0)]
+        if positive.size and positive.max() > COMBINED_EXPOSURE_RATIO * positive.min():
+            return False
     for key in ("NCOMBINE", "NDRIZIM"):
         try:
             if int(header.get(key, 1)) >= 2:
