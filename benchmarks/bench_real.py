@@ -111,10 +111,14 @@ def run_lens(name: str, path: Path, options: list[str], workdir: Path, posterior
 
 
 def q_interval(row: dict) -> tuple[float, float]:
-    """The range of q over the corners of the (e1, e2) 95% box."""
-    qs = [float(e1e2_to_qphi(torch.tensor(a), torch.tensor(b))[0])
-          for a in (row["e1_refined_lo95"], row["e1_refined_hi95"]) for b in (row["e2_refined_lo95"], row["e2_refined_hi95"])]
-    return min(qs), max(qs)
+    """The range of q over the (e1, e2) 95% box: q falls with |e|, so its least is at the corner farthest from
+    e = 0 and its greatest at the box's point nearest to it (inside the box, q = 1), not always a corner."""
+    e1 = (row["e1_refined_lo95"], row["e1_refined_hi95"])
+    e2 = (row["e2_refined_lo95"], row["e2_refined_hi95"])
+    nearest = torch.tensor([min(max(0.0, e1[0]), e1[1]), min(max(0.0, e2[0]), e2[1])], dtype=torch.float64)
+    farthest = max((torch.tensor([a, b], dtype=torch.float64) for a in e1 for b in e2), key=lambda e: float(e.norm()))
+    q = [float(e1e2_to_qphi(e[0], e[1])[0]) for e in (farthest, nearest)]
+    return q[0], q[1]
 
 
 def compare(results: list[dict], models: dict[str, list[dict]]) -> dict:
