@@ -173,3 +173,15 @@ def test_restarts_drawn_outside_the_lens_range_are_brought_back():
     start = torch.tensor([[0.2, 0.5, 0.5, 0.0, 0.0]], dtype=F64)
     result = refine_lenses(data, start, torch.full_like(start, 2.0), prior=False, restarts=4, max_iter=9, clip=None)
     assert torch.isfinite(result.lens).all() and result.lens[0, 0] > 0
+
+
+def test_a_profile_collinear_with_the_background_gets_amplitudes_not_an_error():
+    # A source larger than the field is flat, as the background is: the normal equations are singular in float32.
+    image = torch.full((2, 8, 8), 3.0)
+    data = ImageData(image, torch.ones_like(image), torch.zeros(2, 8, 8, dtype=torch.bool),
+                     torch.ones(2, 1, 1), PixelGrid(8, 0.1))
+    unit = torch.ones(2, 1, 8, 8)
+    unit[1, 0, 0, 0] = 2.0  # the second lens's system is regular
+    amplitude, background = linear_solve(unit, data)
+    model = amplitude[:, :, None, None] * unit + background[:, None, None, None]
+    assert torch.isfinite(amplitude).all() and torch.allclose(model[:, 0], image, atol=1e-4)
