@@ -9,7 +9,8 @@ from astropy.table import Table
 
 import lensnet
 from lensnet.errors import LensnetIOError, LensnetShapeError, LensnetValueError
-from lensnet.io.fits import FitsWarning, read_image, read_image_hdu, read_image_hdus, write_image, write_table
+from lensnet.io.fits import (FitsWarning, read_image, read_image_hdu, read_image_hdus, read_image_with_extensions,
+                             write_image, write_table)
 
 
 @pytest.fixture
@@ -182,3 +183,16 @@ def test_empty_primary_names_the_image_hdus_and_cubes_need_a_plane(tmp_path, ima
         read_image_hdu(cube, 0, plane=3)
     with pytest.raises(LensnetValueError, match="not a cube"):
         read_image_hdu(single, None, plane=1)
+
+
+def test_extensions_are_found_bare_or_with_the_images_band_prefix(tmp_path, image):
+    path = tmp_path / "survey.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, name="VIS_FLUX"),
+                  fits.ImageHDU(image + 1, name="NIR_EXPTIME"), fits.ImageHDU(image + 2, name="VIS_EXPTIME"),
+                  fits.ImageHDU(image + 3, name="EXPTIME"), fits.ImageHDU(image + 4, name="MASK")]).writeto(path)
+    data, _, where, found = read_image_with_extensions(path, "VIS_FLUX", ("EXPTIME", "MASK", "WHT"))
+    assert where.endswith("[VIS_FLUX]") and set(found) == {"EXPTIME", "MASK"}
+    np.testing.assert_array_equal(found["EXPTIME"], image + 2)  # the image's own band first, never another's
+    np.testing.assert_array_equal(found["MASK"], image + 4)
+    _, _, _, plain = read_image_with_extensions(path, "EXPTIME", ("MASK",))
+    np.testing.assert_array_equal(plain["MASK"], image + 4)

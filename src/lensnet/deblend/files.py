@@ -22,7 +22,7 @@ from lensnet.deblend.ica import ica_deblend
 from lensnet.deblend.sersic_fit import fit_lens_light
 from lensnet.errors import LensnetValueError
 from lensnet.io.atomic import check_writable
-from lensnet.io.fits import EXPOSURE_NAMES, provenance_cards, read_image_hdu, write_hdulist
+from lensnet.io.fits import EXPOSURE_NAMES, provenance_cards, read_image_hdu, read_image_with_extensions, write_hdulist
 from lensnet.preprocess.real import celestial_wcs, header_pixel_scale, pixel_to_sky
 
 __all__ = ["METHODS", "DeblendedImage", "deblend_fits", "write_deblended"]
@@ -158,7 +158,7 @@ class _Band:
         psf = read_image_hdu(psf_path, None)[0] if psf_path is not None else (
             read_image_hdu(path, "PSF")[0] if "PSF" in names else None)
         noise = read_image_hdu(path, "NOISE")[0] if "NOISE" in names else None
-        exposure = next((read_image_hdu(path, n)[0] for n in EXPOSURE_NAMES if n in names), None)
+        exposure = next(iter(read_image_with_extensions(path, hdu, EXPOSURE_NAMES)[3].values()), None)
         if exposure is not None and exposure.shape != data.shape:
             exposure = None
         band = header.get("FILTER", Path(path).stem)

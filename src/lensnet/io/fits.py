@@ -123,21 +123,28 @@ def read_image_hdu(path: str | os.PathLike, ext: int | str | None = 0, plane: in
 
 def read_image_with_extensions(path: str | os.PathLike, ext: int | str | None = 0, names: Sequence[str] = (),
                                plane: int | None = None) -> tuple[np.ndarray, fits.Header, str, dict[str, np.ndarray]]:
-    """:func:`read_image_hdu` plus the image HDUs among ``names`` the file has (a ``MASK``, say), from one open.
+    """:func:`read_image_hdu` plus the image HDUs among ``names`` the file has (a ``MASK``, say), from one open:
+    named so, or with the image's band prefix (``VIS_EXPTIME`` beside ``VIS_FLUX``), the prefixed one first.
 
     Returns
     -------
     data, header, where
         As :func:`read_image_hdu`.
     extensions : dict
-        EXTNAME to float32 array, for those of ``names`` present in the file.
+        Each of ``names`` the file has to its float32 array.
     """
     path = Path(path)
 
     def read(hdul):
         data, header, where = _image_hdu(hdul, ext, path, plane)
-        present = {h.name for h in hdul}
-        return data, header, where, {n: _image_hdu(hdul, n, path)[0] for n in names if n in present}
+        band = hdu_role(str(header.get("EXTNAME", "")), IMAGE_NAMES) or ""
+        extensions = {}
+        for name in names:
+            ranked = sorted((hdu_role(h.name, (name,)) != band, i) for i, h in enumerate(hdul)
+                            if hdu_role(h.name, (name,)) in {"", band})
+            if ranked:
+                extensions[name] = _image_hdu(hdul, ranked[0][1], path)[0]
+        return data, header, where, extensions
 
     return _with_fits(path, read)
 
