@@ -114,8 +114,9 @@ class FitsInputs(Dataset):
         path = self.paths[i]
         info = {"file": str(path), "hdu": "" if self.hdu is None else str(self.hdu)}
         try:
-            data, header, where, extensions = read_image_with_extensions(path, self.hdu, ("MASK",) + EXPOSURE_NAMES,
-                                                                         self.plane)
+            # The exposure map is read only where it decides whether to look for cosmic rays.
+            names = ("MASK",) + (EXPOSURE_NAMES if self.cosmic_rays is None else ())
+            data, header, where, extensions = read_image_with_extensions(path, self.hdu, names, self.plane)
             info["hdu"] = where[len(str(path)) + 1:-1]  # the HDU read, by name where it has one
             wcs = celestial_wcs(header)
             scale = self.pixel_scale or header_pixel_scale(header, where, wcs)
