@@ -23,8 +23,9 @@ baseline, a broad prior's mean with no penalty. Steps:
    preconditioned by the lens's Gauss-Newton curvature (:func:`_lbfgs`);
 4. optionally pixels more than ``clip`` sigma off the best model (cosmic rays, hot pixels) are masked
    and the fit is polished for one more round from there; with lens light or a shear (:func:`_staged`),
-   steps 3-4 fit the SIE and source to the image less the lens light first, then everything together from
-   there, and a lens whose chi^2 then lies more than :data:`RETRY_SIGMA` above its expectation is searched
+   steps 3-4 fit the SIE and source to the image less the lens light first (with one more start, round on
+   the lens light's centre at the radius that gathers the arcs in the source plane, :func:`_ring_starts`),
+   then everything together from there, and a lens whose chi^2 then lies more than :data:`RETRY_SIGMA` above its expectation is searched
    again from round SIE starts and from the network's lens itself, the lower objective kept;
 5. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
    the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
@@ -74,6 +75,8 @@ RESTARTS = 8
 #: A joint fit whose chi^2 lies this many sigma (sqrt(2 dof)) above its expectation is searched again from two
 #: more starts (:func:`refine_lenses`): 2 retries about 2% of right fits.
 RETRY_SIGMA = 2.0
+#: Smoothed signal-to-noise above which a pixel counts as arc for the ring start's radius (:func:`_ring_starts`).
+RING_SNR = 3.0
 #: Residual, in sigma, above which a pixel counts as arc when the lens light is first fitted alone.
 ARC_CLIP = 3.0
 #: The lens light fitted alone: the spread of the Gaussian prior holding its first Sersic index near 4.
@@ -427,6 +430,40 @@ def _starts(spec: ModelSpec, lens: torch.Tensor, data: ImageData, residual: torc
     return torch.cat([mass, source] + ([light] if light is not None else []), 1)
 
 
+def _ring_starts(arcs: ImageData, center: torch.Tensor) -> torch.Tensor:
+    """Nearly round SIE starts (B, 5) at ``center`` (B, 2) whose Einstein radius gathers the arcs best in the
+    source plane: for a singular isothermal sphere a pixel at x = r n maps to x - theta_E n, and the
+    flux-weighted spread of the arcs' pixels there, Var(x) - 2 theta_E Cov(x, n) + theta_E^2 Var(n), is least
+    at theta_E = Cov(x, n) / Var(n) (r for a ring; between an arc and its counter-image for a pair, where the
+    arcs' median radius leans to the brighter, outer one). The arcs' pixels are those of ``arcs`` (the image less
+    the lens light) more than :data:`RING_SNR` sigma above its median once smoothed by a Gaussian of 2 pixels."""
+    image = torch.where(arcs.mask, 0.0, arcs.image)
+    kernel = gaussian_kernels(torch.full((1,), 2.0, dtype=image.dtype), 8)
+    smooth = convolve(image[:, None], kernel)[:, 0]
+    noise = convolve(torch.where(arcs.mask, 0.0, arcs.sigma ** 2)[:, None], kernel ** 2)[:, 0].clamp_min(1e-30).sqrt()
+    signal = smooth - smooth.flatten(1).median(1).values[:, None, None]
+    x, y = arcs.grid.coordinates(1, dtype=image.dtype)
+    dx, dy = x - center[:, 0, None, None], y - center[:, 1, None, None]
+    r = torch.sqrt(dx ** 2 + dy ** 2)
+    arc = (signal > RING_SNR * noise) & ~arcs.mask & (r > 2 * arcs.grid.pixel_scale)
+    w = torch.where(arc, signal, 0.0)
+    total = w.sum((1, 2))
+    w = w / total.clamp_min(1e-30)[:, None, None]
+
+    def centred(v):
+        return v - (w * v).sum((1, 2))[:, None, None]
+
+    nx, ny = dx / r.clamp_min(1e-12), dy / r.clamp_min(1e-12)
+    cov = (w * (centred(dx) * centred(nx) + centred(dy) * centred(ny))).sum((1, 2))
+    var = (w * (centred(nx) ** 2 + centred(ny) ** 2)).sum((1, 2))
+    theta_e = torch.where(var > 1e-3, cov / var.clamp_min(1e-3), (w * r).sum((1, 2)))
+    # No arc pixel: the middle of the paper's prior.
+    theta_e = torch.where(total > 0, theta_e, torch.ones_like(theta_e)).clamp(0.1, 3.0)
+    # Exactly round, the SIE's ellipticity gradient vanishes and the search never leaves q = 1.
+    return torch.stack([theta_e, torch.full_like(theta_e, 0.01), torch.zeros_like(theta_e), center[:, 0],
+                        center[:, 1]], 1)
+
+
 def _clamped(lens_starts: torch.Tensor) -> torch.Tensor:
     """SIE starts (N, 5) within the lens's range: a draw from a broad prior can leave it. At least 0.05", |e|
     below the fit's bound."""
@@ -450,8 +487,12 @@ def _staged(spec: ModelSpec, data: ImageData, arcs: ImageData, lens_starts: torc
     b = data.image.shape[0]
     index = torch.arange(b).repeat(restarts)
     starts = _starts(SIE_SERSIC, lens_starts, arcs.take(index), arcs.image[index], None)
+    # Mass follows light: one more start, round, on the lens light's centre at the arcs' radius, skips the blurred
+    # round, whose ranking of starts far from every optimum is close to chance.
+    center = lens_starts[:b, 3:5] if light is None else light[:, :2]
+    ring = _starts(SIE_SERSIC, _ring_starts(arcs, center), arcs, arcs.image, None)
     first, _ = _search(SIE_SERSIC, SIE_SERSIC.to_unconstrained(starts), arcs, penalty, restarts, max_iter, None,
-                       supersample)
+                       supersample, also=SIE_SERSIC.to_unconstrained(ring))
     sie_source = SIE_SERSIC.to_physical(first)
     start = _starts(spec, sie_source[:, :N_LENS_PARAMS], data, residual, light)
     start[:, spec.columns("source")] = sie_source[:, N_LENS_PARAMS:]
@@ -503,10 +544,12 @@ def _chi2_excess(spec: ModelSpec, u: torch.Tensor, data: ImageData, supersample:
 
 
 def _search(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, restarts: int, max_iter: int,
-            clip: float | None, supersample: int, coarse: bool = True) -> tuple[torch.Tensor, ImageData]:
+            clip: float | None, supersample: int, coarse: bool = True, also: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, ImageData]:
     """Steps 3 and 4 of the module docstring: the starts ``u0`` (restarts x B, P), restart-major, compete on
-    the blurred image (skipped without ``coarse``, for one start), each lens's best goes on; returns its
-    optimum (B, P) and the data with the clipped pixels masked."""
+    the blurred image (skipped without ``coarse``, for one start), each lens's best goes on, beside the starts
+    ``also`` (B, P) if given, the lower objective on the image kept; returns its optimum (B, P) and the data
+    with the clipped pixels masked."""
     b = data.image.shape[0]
     index = torch.arange(b).repeat(restarts)
     per_round = max(1, max_iter // ROUNDS)
@@ -518,7 +561,13 @@ def _search(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, restart
         u, objective = _lbfgs(spec, u0, blurred, None if penalty is None else penalty.take(index),
                               max(1, per_round // 2), supersample, rounds=1)
         u = u[objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)]
-    u, _ = _lbfgs(spec, u, data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
+    if also is None:
+        u, _ = _lbfgs(spec, u, data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
+    else:
+        both = torch.arange(b).repeat(2)
+        u, value = _lbfgs(spec, torch.cat([u, also]), data.take(both), None if penalty is None else penalty.take(both),
+                          max_iter - per_round, supersample, rounds=ROUNDS - 1)
+        u = u[value.reshape(2, b).argmin(0) * b + torch.arange(b)]
     if clip is not None:
         with torch.no_grad():
             model, _, _ = model_images(spec.to_physical(u), data, supersample, spec)
