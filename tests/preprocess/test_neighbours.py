@@ -4,8 +4,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import binary_dilation
 
+from lensnet.observe.psf import gaussian_kernels
 from lensnet.preprocess.neighbours import KEEP_RADIUS, neighbour_mask
 from lensnet.simulate import LensSimulator, get_preset
 from lensnet.simulate.seeds import batch_seed
@@ -57,3 +59,31 @@ def test_an_arc_beyond_the_keep_radius_is_kept_a_round_object_there_is_not():
     image = arc + blob + np.random.default_rng(0).normal(0, 0.02, (n, n))
     mask, count = neighbour_mask(image, np.ones((n, n), bool), centre, scale)
     assert count == 1 and mask[blob > 0.1].all() and not mask[arc > 0.1].any()
+
+
+def test_a_star_near_the_lens_is_masked_when_the_psf_is_known_and_the_arcs_are_not(lenses):
+    """Within the keep radius, a source as narrow and round as the PSF is a star (or a quasar's image): masked
+    given the PSF, kept without it; the arcs, stretched and resolved, are kept either way."""
+    observed, clean, scale = lenses
+    n = observed.shape[-1]
+    centre = ((n - 1) / 2, (n - 1) / 2)
+    valid = np.ones((n, n), bool)
+    psf = gaussian_kernels(torch.tensor([1.0], dtype=torch.float64), 6)[0].numpy()  # the preset's PSF: sigma 0.85-1.19 pixels
+    k = psf.shape[0] // 2
+    for i in range(len(observed)):
+        arcs = binary_dilation(clean[i] > 0.05, iterations=2)
+        rms = np.std(observed[i][:20, :20])
+        mask, count = neighbour_mask(observed[i], valid, centre, scale, psf=psf)
+        assert count == 0 and not mask.any()
+        # 2.2" out, where no arc comes within 10 pixels
+        far = ~binary_dilation(arcs, iterations=10)
+        angle = next(a for a in np.linspace(0, 2 * np.pi, 36, endpoint=False) + 0.3 * i
+                     if far[int(round(centre[1] + 2.2 / scale * np.sin(a))), int(round(centre[0] + 2.2 / scale * np.cos(a)))])
+        col = int(round(centre[0] + 2.2 / scale * np.cos(angle)))
+        row = int(round(centre[1] + 2.2 / scale * np.sin(angle)))
+        star = np.zeros((n, n))
+        star[row - k:row + k + 1, col - k:col + k + 1] = psf / psf.max() * 30 * rms
+        mask, count = neighbour_mask(observed[i] + star, valid, centre, scale, psf=psf)
+        assert count == 1 and mask[row, col] and not (mask & arcs).any()
+        mask, count = neighbour_mask(observed[i] + star, valid, centre, scale)
+        assert count == 0

@@ -216,11 +216,12 @@ def read_native(path: str | os.PathLike, *, hdu: int | str | None = None, side_a
             cosmic_rays = holds_cosmic_rays(hdul[index].header, exposure)
         if cosmic_rays and not bad.all():
             bad |= cosmic_ray_mask(data, ~bad)
+        kernel, psf_source = _psf(hdul, index, path, psf, psf_fwhm, scale, where)
         if neighbours and not bad.all():
             middle = (n - 1) / 2
-            bad |= neighbour_mask(data, ~bad, (middle - offset[0] / scale, middle - offset[1] / scale), scale)[0]
+            bad |= neighbour_mask(data, ~bad, (middle - offset[0] / scale, middle - offset[1] / scale), scale,
+                                  psf=kernel)[0]
         sigma, noise_source = _noise(hdul, index, path, cut, data, bad, noise, weight, gain, where)
-        kernel, psf_source = _psf(hdul, index, path, psf, psf_fwhm, scale, where)
     bad |= ~(np.isfinite(sigma) & (sigma > 0) & (sigma < ABSURD_RMS))
     if not bad.all():
         bad |= sigma > ABSURD_RMS_RATIO * np.median(sigma[~bad])

@@ -10,11 +10,16 @@
    source whose centroid lies within ``keep_radius`` arcsec of the centre (the arcs and counter-images of
    Einstein radii up to 3″), and beyond it every source stretched along the tangent as an arc is
    (elongation at least :data:`ARC_ELONGATION`, major axis within :data:`ARC_ANGLE_DEG` of the tangent).
-3. Every other source is a **neighbour**: its pixels, grown by :data:`GROW_PIXELS` for its faint wings, are
+3. With the image's PSF known, a source within ``keep_radius`` is nevertheless a neighbour when it is
+   **unresolved**: its peak at least :data:`POINT_SNR` times the sky rms, and its second-moment FWHM (photutils'
+   ``fwhm``, on the segment's pixels) at most :data:`POINT_FWHM_RATIO` times the PSF's measured the same way
+   (on the PSF scaled to the source's peak and cut where the source's segment ends). A star, or a quasar's
+   image, is the PSF; lensed images of a galaxy are stretched and resolved.
+4. Every other source is a **neighbour**: its pixels, grown by :data:`GROW_PIXELS` for its faint wings, are
    masked.
 
-A companion closer than ``keep_radius`` is kept; the joint fit's clipping of pixels its model cannot describe
-(:func:`lensnet.refine.refine_lenses`) then takes what it can.
+A resolved companion closer than ``keep_radius`` is kept; the joint fit's clipping of pixels its model cannot
+describe (:func:`lensnet.refine.refine_lenses`) then takes what it can.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from photutils.segmentation import SourceCatalog, deblend_sources, detect_source
 from scipy.ndimage import binary_dilation
 
 __all__ = ["ARC_ANGLE_DEG", "ARC_ELONGATION", "DETECT_SIGMA", "GROW_PIXELS", "KEEP_RADIUS", "MIN_PIXELS",
-           "neighbour_mask"]
+           "POINT_ELONGATION", "POINT_FWHM_RATIO", "POINT_SNR", "neighbour_mask"]
 
 #: Detection threshold, in sky rms above the sky.
 DETECT_SIGMA = 2.0
@@ -43,10 +48,16 @@ ARC_ELONGATION = 1.25
 ARC_ANGLE_DEG = 30.0
 #: Pixels added around a neighbour (its wings below the threshold).
 GROW_PIXELS = 2
+#: A source near the lens whose peak is at least this many sky rms...
+POINT_SNR = 10.0
+#: ...whose FWHM is at most this many times the PSF's...
+POINT_FWHM_RATIO = 1.5
+#: ...and whose elongation (major / minor axis) is at most this is unresolved: a star or a quasar's image.
+POINT_ELONGATION = 1.3
 
 
 def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, float], pixel_scale: float,
-                   keep_radius: float = KEEP_RADIUS) -> tuple[np.ndarray, int]:
+                   keep_radius: float = KEEP_RADIUS, psf: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The pixels (H, W) of ``data`` covered by neighbours (module docstring), and how many neighbours.
 
     Parameters
@@ -61,6 +72,8 @@ def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, flo
         arcsec per pixel.
     keep_radius : float
         arcsec: sources centred closer than this are part of the lens system [:data:`KEEP_RADIUS`].
+    psf : ndarray, (K, K), optional
+        The PSF on ``data``'s pixels: with it, unresolved sources near the lens are neighbours too.
     """
     mask = np.zeros(data.shape, bool)
     if valid.sum() < 10 * MIN_PIXELS:
@@ -86,6 +99,9 @@ def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, flo
             continue
         distance = math.hypot(x - cx, y - cy) * pixel_scale
         if distance <= keep_radius:
+            if psf is None or not _unresolved(source, smooth[segments.data == source.label].max(), rms, psf):
+                continue
+            neighbours.append(source.label)
             continue
         tangent = math.degrees(math.atan2(y - cy, x - cx)) + 90.0
         off = abs((float(source.orientation.value) - tangent + 90.0) % 180.0 - 90.0)
@@ -95,3 +111,22 @@ def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, flo
     if neighbours:
         mask = binary_dilation(np.isin(segments.data, neighbours), iterations=GROW_PIXELS) & valid
     return mask, len(neighbours)
+
+
+def _unresolved(source, smooth_peak: float, rms: float, psf: np.ndarray) -> bool:
+    """Whether ``source`` (a photutils catalogue entry) is bright enough to tell and no wider than ``psf`` would
+    look in its place: the PSF smoothed as the detection image was, scaled to the source's smoothed peak
+    ``smooth_peak``, and cut at the detection threshold, gives the pixels whose second moments are the PSF's."""
+    if not (float(source.max_value) >= POINT_SNR * rms and smooth_peak > 0
+            and float(source.elongation) <= POINT_ELONGATION):
+        return False
+    kernel = np.asarray(psf, dtype=np.float64)
+    smoothed = convolve(kernel, Gaussian2DKernel(1.0))
+    inside = smoothed * (smooth_peak / smoothed.max()) > DETECT_SIGMA * rms
+    weight = np.where(inside, kernel, 0.0)
+    y, x = np.indices(kernel.shape)
+    total = weight.sum()
+    mx, my = (weight * x).sum() / total, (weight * y).sum() / total
+    variance = (weight * ((x - mx) ** 2 + (y - my) ** 2)).sum() / total / 2
+    psf_fwhm = 2 * math.sqrt(2 * math.log(2) * variance)
+    return float(source.fwhm.value) <= POINT_FWHM_RATIO * psf_fwhm
