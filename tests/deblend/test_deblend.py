@@ -67,6 +67,28 @@ def test_sersic_fit_recovers_a_sersic_lens_light_under_a_psf():
     assert fit.params["sky"] == pytest.approx(0.1, abs=1e-3) and np.abs(fit.arcs).max() < 0.01 * light.max()
 
 
+def test_a_sersic_fit_whose_line_search_diverges_keeps_finite_parameters(monkeypatch):
+    # On a lens of bench_joint's 0.1" set L-BFGS's line search overflowed the amplitude and every parameter came back
+    # NaN (the arcs too); here the second of its calls diverges.
+    x, y = _grid()
+    image = sersic_profile(torch.tensor(x), torch.tensor(y), *(torch.tensor([v]) for v in (2.0, 0.6, 3.0, 0.1, -0.15,
+                                                                                            0.05, -0.03)))[0].numpy()
+    step, calls = torch.optim.LBFGS.step, []
+
+    def diverging(self, closure):
+        calls.append(1)
+        value = step(self, closure)
+        if len(calls) == 2:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(torch.nan)
+        return value
+
+    monkeypatch.setattr(torch.optim.LBFGS, "step", diverging)
+    fit = fit_lens_light(image + 0.1, SCALE, noise=0.001)
+    assert len(calls) == 3 and all(np.isfinite(v) for v in fit.params.values()) and np.isfinite(fit.arcs).all()
+    assert fit.params["R_sersic"] == pytest.approx(0.6, rel=0.05)
+
+
 def test_cli_deblend_keeps_the_header_and_writes_the_figure(tmp_path):
     lens, arc = _lens_and_arc()
     w = WCS(naxis=2)

@@ -140,4 +140,8 @@ def _minimise(theta: torch.Tensor, loss, steps: int) -> None:
         value.backward()
         return value
 
+    start = theta.detach().clone()
     optimiser.step(closure)
+    with torch.no_grad():
+        if not (torch.isfinite(theta).all() and torch.isfinite(loss(theta))):
+            theta.copy_(start)  # a line search that diverged (an overflowing amplitude) keeps its start
