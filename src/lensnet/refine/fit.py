@@ -25,8 +25,9 @@ baseline, a broad prior's mean with no penalty. Steps:
    and the fit is polished for one more round from there; with lens light or a shear (:func:`_staged`),
    steps 3-4 fit the SIE and source to the image less the lens light first (with one more start, round on
    the lens light's centre at the radius that gathers the arcs in the source plane, :func:`_ring_starts`),
-   then everything together from there, and a lens whose chi^2 then lies more than :data:`RETRY_SIGMA` above its expectation is searched
-   again from round SIE starts and from the network's lens itself, the lower objective kept;
+   then everything together from there, and a lens whose chi^2 then lies more than :data:`RETRY_SIGMA` above
+   its expectation is searched again from round SIE starts and from the network's lens itself, the lower
+   objective kept;
 5. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
    the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
    once); the reduced chi^2 is chi^2 / (unmasked pixels - non-linear - linear parameters), near 1 for a
@@ -561,13 +562,12 @@ def _search(spec: ModelSpec, u0: torch.Tensor, data: ImageData, penalty, restart
         u, objective = _lbfgs(spec, u0, blurred, None if penalty is None else penalty.take(index),
                               max(1, per_round // 2), supersample, rounds=1)
         u = u[objective.reshape(restarts, b).argmin(0) * b + torch.arange(b)]
-    if also is None:
-        u, _ = _lbfgs(spec, u, data, penalty, max_iter - per_round, supersample, rounds=ROUNDS - 1)
-    else:
-        both = torch.arange(b).repeat(2)
-        u, value = _lbfgs(spec, torch.cat([u, also]), data.take(both), None if penalty is None else penalty.take(both),
-                          max_iter - per_round, supersample, rounds=ROUNDS - 1)
-        u = u[value.reshape(2, b).argmin(0) * b + torch.arange(b)]
+    candidates = u if also is None else torch.cat([u, also])
+    k = candidates.shape[0] // b
+    every = torch.arange(b).repeat(k)
+    u, value = _lbfgs(spec, candidates, data.take(every), None if penalty is None else penalty.take(every),
+                      max_iter - per_round, supersample, rounds=ROUNDS - 1)
+    u = u[value.reshape(k, b).argmin(0) * b + torch.arange(b)]
     if clip is not None:
         with torch.no_grad():
             model, _, _ = model_images(spec.to_physical(u), data, supersample, spec)
