@@ -223,8 +223,9 @@ def run(num: int, seed: int, pixel_scale: float, restarts: int, max_iter: int, m
             fine = None if fitted[0].supersampled is None else torch.cat(_padded([f.supersampled for f in fitted]))
             final = ImageData(image[:mcmc], sigma[:mcmc], torch.cat([f.mask for f in fitted])[:mcmc], psf[:mcmc], grid,
                               None if fine is None else fine[:mcmc])
-            post = sample_posterior(spec, final, best, cov, prior=(mean[:mcmc], prior_width * std[:mcmc]) if prior else None,
-                                    supersample=supersample, seed=seed)
+            fit_prior = None if fitted[0].prior is None else [torch.cat([f.prior[k] for f in fitted])[:mcmc]
+                                                              for k in (0, 1)]
+            post = sample_posterior(spec, final, best, cov, prior=fit_prior, supersample=supersample, seed=seed)
             seconds["joint fit, MCMC"] = (time.perf_counter() - t0) / mcmc + seconds[method]
             results["joint fit, MCMC"] = (post.median[:, columns], post.sigma[:, columns],
                                           (post.lo95[:, columns], post.hi95[:, columns]))

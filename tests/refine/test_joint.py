@@ -138,7 +138,51 @@ def test_a_poor_fit_is_searched_again_from_round_starts_and_a_good_one_is_not(mo
     # The retry's SIE starts are the first search's, made round.
     made_round = calls[0].clone()
     made_round[:, 1:3] -= start[:, 1:3].to(calls[0].dtype)
-    assert torch.allclose(calls[1], fit_module._clamped(made_round))
+    data = _data(image, sigma, psf)
+    assert torch.allclose(calls[1], fit_module._clamped(made_round, data.grid.n_pix * data.grid.pixel_scale / 2))
+
+
+def test_a_mass_off_its_lens_light_is_searched_again_from_the_light(monkeypatch):
+    """The staged search's answer replaced by a wrong one, the mass 0.3" off its lens light with an ellipticity
+    and shear that follow it: the search from a round lens on the light finds the truth, and a right answer
+    (the mass on the light) is not searched again."""
+    psf = _psf()
+    generator = torch.Generator().manual_seed(5)
+    clean = _noiseless(JOINT, TRUTH, AMPLITUDES, psf, 5)
+    sigma = torch.full_like(clean, 0.01)
+    image = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=F64)
+    start = TRUTH[:, :5] * torch.tensor([1.05, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+    staged, searches, inside = fit_module._staged, [], []
+    joint_search = fit_module._joint_search
+
+    def off_the_light(spec, *args, **kwargs):
+        inside.append(True)
+        u, searched, value = staged(spec, *args, **kwargs)
+        inside.pop()
+        if corrupt:
+            p = spec.to_physical(u)
+            p[:, 1:5] += torch.tensor([0.25, -0.2, 0.3, -0.2], dtype=p.dtype)
+            p[:, 5:7] = torch.tensor([0.1, 0.08], dtype=p.dtype)
+            u = spec.to_unconstrained(p)
+        return u, searched, value
+
+    def recorded(spec, starts, *args, **kwargs):
+        if not inside:  # the staged search's own
+            searches.append(starts)
+        return joint_search(spec, starts, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "_staged", off_the_light)
+    for corrupt in (False, True):
+        monkeypatch.setattr(fit_module, "_joint_search", recorded)
+        searches.clear()
+        result = refine_lenses(_data(image, sigma, psf), start, torch.full_like(start, 0.05), spec=JOINT, restarts=2,
+                               max_iter=150, prior=False)
+        monkeypatch.setattr(fit_module, "_joint_search", joint_search)
+        assert len(searches) == (1 if corrupt else 0)
+        assert ((result.params - TRUTH)[0, :7].abs() < 4 * result.sigma[0, :7]).all(), result.params - TRUTH
+    tied = searches[0][0][0]
+    light = JOINT.block(tied[None], "light")[0, :2]
+    assert torch.allclose(tied[3:5], light) and tied[5:7].abs().max() == 0 and tied[1] == pytest.approx(0.01)
 
 
 def test_laplace_errors_agree_with_the_mcmc_posterior():

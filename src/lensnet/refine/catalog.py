@@ -277,7 +277,7 @@ def _fit(group: list[tuple], fit: dict, figures) -> dict:
     if fit["posterior"] == "mcmc" and result.pixelated is None:
         final = result.fitted(data)
         posterior = sample_posterior(spec, final, result.params, result.covariance,
-                                     prior=(start, spread) if fit["prior"] else None)
+                                     prior=result.prior)
         value, sigma, lo95, hi95 = posterior.median, posterior.sigma, posterior.lo95, posterior.hi95
     statistical = sigma.clone()
     if fit["systematic_floor"]:

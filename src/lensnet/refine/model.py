@@ -42,7 +42,7 @@ from lensnet.sources.sersic import sersic_profile
 
 __all__ = ["ADAPTIVE_FACTOR", "FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData",
            "ModelSpec", "adaptive_pixels", "chi_square", "chi_square_at", "lens_to_physical", "lens_to_unconstrained",
-           "linear_solve", "minimize_summed", "model_images", "to_physical", "to_unconstrained", "trace_rays",
+           "linear_solve", "minimize_rows", "model_images", "to_physical", "to_unconstrained", "trace_rays",
            "traced_coordinates", "unit_images"]
 
 #: Mass models: the SIE, the power-law ellipsoid with its slope free, or none (an unlensed model).
@@ -516,25 +516,82 @@ def chi_square_at(p: torch.Tensor, amplitude: torch.Tensor, background: torch.Te
     return (data.weight * (data.image - model) ** 2).sum((1, 2))
 
 
-def minimize_summed(v0: torch.Tensor, objective, max_iter: int) -> torch.Tensor:
-    """Minimise the sum over rows of ``objective(v)`` (B,) from ``v0`` (B, K) by torch's L-BFGS (strong-Wolfe
-    line search, shared by all rows); returns the end point (B, K), detached.
+def minimize_rows(v0: torch.Tensor, objective, max_iter: int, history: int = 20,
+                  tolerance: float = 1e-12) -> torch.Tensor:
+    """Minimise every row's objective independently from ``v0`` (B, K) by L-BFGS (Nocedal & Wright 2006,
+    Algorithm 7.4, the two-loop recursion) with a backtracking line search (Armijo, c = 1e-4), batched:
+    each row has its own curvature history, step length and stopping point; returns the end point (B, K).
 
-    One row's trouble must not stop the others: a non-finite row value (an overflowing trial step) is made
-    huge but finite, since the line search fails on a non-finite sum instead of backtracking, and NaN
-    gradient entries are zeroed.
+    ``objective(v, rows)`` gives the objective (R,) of the rows ``rows`` (R,) of the batch at ``v`` (R, K);
+    only rows still moving are evaluated. A row stops when a step lowers its objective by no more than
+    ``tolerance`` of it, when no step of its line search lowers it, or after ``max_iter`` iterations.
+
+    Why not torch's L-BFGS on the summed objective: its one line search accepts a step that lowers the sum,
+    so one lens far from its optimum (a network estimate 30" off the image) drags every lens of its batch
+    with it; measured on 48 lenses at 0.1" pixels, it left four lenses of one batch 6-320 sigma from their
+    truths, each within 3 sigma when fitted alone. A non-finite value (an overflowing trial) is a failed
+    step; NaN gradient entries are zeroed.
     """
-    v = v0.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([v], lr=1.0, max_iter=max(1, int(max_iter)), history_size=20, tolerance_grad=1e-10,
-                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    v = v0.detach().clone()
+    b, k = v.shape
+    memory_s = v.new_zeros(history, b, k)
+    memory_y = v.new_zeros(history, b, k)
+    memory_rho = v.new_zeros(history, b)  # 0: an empty or rejected pair, which the recursion skips
+    gamma = v.new_ones(b)  # the initial inverse Hessian's scale, s.y / y.y of the newest pair
 
-    def closure():
-        optimizer.zero_grad()
-        value = objective(v)
-        total = torch.where(torch.isfinite(value), value, torch.finfo(value.dtype).max / 1e6).sum()
-        total.backward()
-        v.grad.nan_to_num_(0.0, 0.0, 0.0)
-        return total
+    def value_and_grad(x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            value = objective(x, rows)
+            (grad,) = torch.autograd.grad(torch.where(torch.isfinite(value), value, 0.0).sum(), x)
+        return value.detach(), grad.nan_to_num(0.0, 0.0, 0.0)
 
-    optimizer.step(closure)
-    return v.detach()
+    every = torch.arange(b, device=v.device)
+    f, g = value_and_grad(v, every)
+    active = every[torch.isfinite(f)]
+    slot = 0
+    for _ in range(max(1, int(max_iter))):
+        if len(active) == 0:
+            break
+        q = g[active].clone()
+        order = [(slot - 1 - j) % history for j in range(history)]  # newest pair first
+        alphas = []
+        for j in order:
+            alpha = memory_rho[j, active] * (memory_s[j, active] * q).sum(1)
+            q -= alpha[:, None] * memory_y[j, active]
+            alphas.append(alpha)
+        r = gamma[active, None] * q
+        for j, alpha in zip(reversed(order), reversed(alphas)):
+            beta = memory_rho[j, active] * (memory_y[j, active] * r).sum(1)
+            r += memory_s[j, active] * (alpha - beta)[:, None]
+        direction, slope = -r, -(g[active] * r).sum(1)
+        uphill = ~(slope < 0)  # a history that no longer gives descent: steepest descent for that row
+        direction = torch.where(uphill[:, None], -g[active], direction)
+        slope = torch.where(uphill, -(g[active] ** 2).sum(1), slope)
+        step = v.new_ones(len(active))
+        pending = torch.arange(len(active), device=v.device)
+        moved = torch.zeros(len(active), dtype=torch.bool, device=v.device)
+        new_v, new_f, new_g = v[active].clone(), f[active].clone(), g[active].clone()
+        for _ in range(20):
+            rows = active[pending]
+            trial = v[rows] + step[pending, None] * direction[pending]
+            value, grad = value_and_grad(trial, rows)
+            ok = torch.isfinite(value) & (value <= f[rows] + 1e-4 * step[pending] * slope[pending])
+            took = pending[ok]
+            new_v[took], new_f[took], new_g[took], moved[took] = trial[ok], value[ok], grad[ok], True
+            pending = pending[~ok]
+            if len(pending) == 0:
+                break
+            step[pending] *= 0.25
+        s, y = new_v - v[active], new_g - g[active]
+        sy = (s * y).sum(1)
+        curved = moved & (sy > 1e-12 * (s * s).sum(1).sqrt() * (y * y).sum(1).sqrt())
+        memory_s[slot, active], memory_y[slot, active] = s, y
+        memory_rho[slot, active] = torch.where(curved, 1.0 / torch.where(curved, sy, 1.0), 0.0)
+        gamma[active] = torch.where(curved, sy / (y * y).sum(1).clamp_min(1e-300), gamma[active])
+        slot = (slot + 1) % history
+        decrease = f[active] - new_f
+        v[active], f[active], g[active] = new_v, new_f, new_g
+        done = ~moved | (decrease <= tolerance * new_f.abs().clamp_min(1.0))
+        active = active[~done]
+    return v

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from lensnet.observe.psf import convolve
 from lensnet.refine.model import (N_LENS_PARAMS, ImageData, lens_to_physical, lens_to_unconstrained,
-                                  minimize_summed, trace_rays, traced_coordinates)
+                                  minimize_rows, trace_rays, traced_coordinates)
 from lensnet.sources.sersic import sersic_profile
 
 __all__ = ["Inversion", "PixelatedFit", "SourcePlaneGrid", "Window", "fit_region", "invert", "lensed_pixel_images", "refine_pixelated",
@@ -377,12 +377,18 @@ def refine_pixelated(data: ImageData, sersic_params: torch.Tensor, scale: torch.
     full_scale = torch.cat([scale, torch.ones_like(scale[:, :1])], 1)  # ln lambda: unit steps are natural
     u0 = torch.cat([lens_to_unconstrained(lens0), log_lambda0[:, None]], 1)
 
-    def objective(u: torch.Tensor) -> torch.Tensor:
+    def objective(u: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         lens = lens_to_physical(u[:, :N_LENS_PARAMS])
-        value = _Operator(lens, data, grid, region, supersample, window).solve(u[:, N_LENS_PARAMS])[1]
-        return value + prior(lens) if prior is not None else value
+        if rows is None:
+            part, part_grid, part_region, part_window, penalty = data, grid, region, window, prior
+        else:
+            part, part_grid, part_region = data.take(rows), grid.take(rows), region[rows]
+            part_window = Window(window.row[rows], window.col[rows], window.size)
+            penalty = prior.take(rows) if prior is not None else None
+        value = _Operator(lens, part, part_grid, part_region, supersample, part_window).solve(u[:, N_LENS_PARAMS])[1]
+        return value + penalty(lens) if penalty is not None else value
 
-    v = minimize_summed(u0 * full_scale, lambda w: objective(w / full_scale), max_iter)
+    v = minimize_rows(u0 * full_scale, lambda w, rows: objective(w / full_scale[rows], rows), max_iter)
     with torch.no_grad():
         trial = v / full_scale
         u = torch.where(torch.isfinite(trial).all(1, keepdim=True), trial, u0)
