@@ -66,7 +66,7 @@ def main() -> dict:
     flagged = result["simulated"]
     non = [v for k, v in flagged.items() if k != "test lenses"]
     lines = [f"# Out-of-distribution flag ({result['date']})", "",
-             f"`python benchmarks/bench_ood.py`; threshold {ood['threshold']:.3f} (the {100 * ood['quantile']:.0f}th "
+             f"`python benchmarks/bench_ood.py`; threshold {ood['threshold']:.3f} (the {100 * ood['quantile']:g}th "
              f"percentile of held-out lenses' scores). Simulated: measured by `lensnet calibrate --ood` on sets its "
              f"fit never saw ({ood['test_set']['num']} test lenses of seed {ood['test_set']['seed']}, "
              f"{ood['fit_set']['num_per_kind']} non-lenses of each kind).", "",

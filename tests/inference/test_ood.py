@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from astropy.io import fits
+from sklearn.neural_network import MLPClassifier
 
 from lensnet.errors import LensnetIOError, LensnetShapeError
 from lensnet.evaluate.testset import model_simulation_config
@@ -17,16 +18,28 @@ from lensnet.simulate.seeds import batch_seed
 shipped = pytest.mark.skipif(DEFAULT_PRETRAINED not in list_pretrained(), reason="needs the shipped model")
 
 
-def test_the_score_is_a_logistic_regression_on_standardised_features():
-    head = OODHead(torch.tensor([1.0, -1.0]), torch.tensor([2.0, 0.5]), torch.tensor([0.5, -1.0]), 0.25, 0.6)
-    features = torch.tensor([[3.0, 0.0], [1.0, -1.0]])
-    expected = torch.sigmoid(torch.tensor([0.5 * 1.0 - 1.0 * 2.0 + 0.25, 0.25], dtype=torch.float64))
+def test_the_score_is_scikit_learns_perceptron_on_standardised_features():
+    """The head reproduces the MLPClassifier it was fitted as (an independent implementation) and survives the
+    card's round trip; bad features and bad entries get lensnet's errors."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6))
+    y = (x[:, 0] * x[:, 1] + 0.3 * x[:, 2] > 0).astype(float)
+    model = MLPClassifier((8, 4), alpha=0.1, max_iter=300, random_state=0).fit(x, y)
+    layers = [(torch.from_numpy(w.T), torch.from_numpy(b)) for w, b in zip(model.coefs_, model.intercepts_)]
+    mean, scale = torch.tensor([1.0, -1.0, 0.0, 0.5, 0.0, 2.0]), torch.tensor([2.0, 0.5, 1.0, 1.0, 3.0, 1.0])
+    head = OODHead(mean, scale, layers, 0.6)
+    features = torch.from_numpy(rng.normal(size=(7, 6)))
+    expected = torch.from_numpy(model.predict_proba(((features - mean) / scale).numpy())[:, 1])
     assert torch.allclose(head.score(features), expected)
     assert torch.allclose(OODHead.from_dict(head.to_dict()).score(features), expected)
-    with pytest.raises(LensnetShapeError, match=r"\(B, 2\)"):
+    with pytest.raises(LensnetShapeError, match=r"\(B, 6\)"):
         head.score(torch.zeros(3, 4))
     with pytest.raises(LensnetIOError, match="ood entry"):
         OODHead.from_dict({"mean": [0.0]})
+    broken = head.to_dict()
+    broken["layers"][1]["weight"] = [[0.0] * 5] * 4  # 5 inputs after a layer of 8 outputs
+    with pytest.raises(LensnetIOError, match="do not chain"):
+        OODHead.from_dict(broken)
 
 
 def test_the_features_are_the_last_linear_layers_input():

@@ -1,13 +1,17 @@
 """The library call behind ``lensnet calibrate --ood``: fit a model's out-of-distribution head, measure it, store it.
 
-The head (:mod:`lensnet.inference.ood`) is a logistic regression (scikit-learn, L2 penalty ``C``, classes
-weighted equally) on the network's penultimate features of
+The head (:mod:`lensnet.inference.ood`) is a multilayer perceptron (scikit-learn's ``MLPClassifier``, hidden
+layers :data:`HIDDEN`, L2 penalty ``alpha``, early stopping on a tenth of the fit set) on the network's
+penultimate features of
 
 - ``num`` lenses simulated with the model's preset and the bank's ``val`` galaxies (seed ``seed``), against
 - ``num_per_kind`` non-lenses of each of :data:`~lensnet.simulate.nonlenses.NONLENS_KINDS` (seed ``seed + 1``).
 
-Its threshold is the ``QUANTILE`` quantile of the scores of ``num`` other held-out lenses (seed ``seed + 2``),
-so about 2% of lenses like the training set's are flagged. The fractions flagged are then measured on data
+The classes weigh as many images each (``num_per_kind = num / 5``, as ``lensnet calibrate --ood`` does). Its
+threshold is the ``QUANTILE`` quantile of the scores of ``num`` other held-out lenses (seed ``seed + 2``), so
+about 2.5% of lenses like the training set's are flagged. Against the logistic regression it replaced, on the
+same features (4,000 lenses, 800 non-lenses of each kind): galaxy pairs flagged 93.9% → 95.6%, test lenses
+2.6% → 2.3%. The fractions flagged are then measured on data
 the fit never saw: the seeded test set (``test`` galaxies, the one of Table 1) and ``num_per_kind`` fresh
 non-lenses of each kind (seed ``seed + 3``); they are stored with the head in the card's ``ood`` entry.
 """
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 
 from lensnet.evaluate.testset import TEST_SET, model_simulation_config, simulated_chunks
 from lensnet.inference import DEFAULT_PRETRAINED, card_markdown, load_pretrained, weights_directory
@@ -27,16 +31,18 @@ from lensnet.inference.ood import OODHead, capture_features
 from lensnet.io.atomic import atomic_output
 from lensnet.simulate.nonlenses import NONLENS_KINDS, simulate_nonlenses
 
-__all__ = ["QUANTILE", "run_ood_fit"]
+__all__ = ["HIDDEN", "QUANTILE", "run_ood_fit"]
 
 #: Quantile of held-out lenses' scores taken as the threshold.
-QUANTILE = 0.98
+QUANTILE = 0.975
+#: Hidden layers of the head.
+HIDDEN = (128, 32)
 #: Non-lenses simulated per call.
 CHUNK = 100
 
 
 def run_ood_fit(name: str = DEFAULT_PRETRAINED, num: int = 2000, num_per_kind: int = 400, seed: int = 2026,
-                test_num: int = TEST_SET["num"], test_seed: int = TEST_SET["seed"], C: float = 0.1,
+                test_num: int = TEST_SET["num"], test_seed: int = TEST_SET["seed"], alpha: float = 0.1,
                 directory: str | Path | None = None, write: bool = True, progress: bool = True) -> dict:
     """Fit the OOD head of a shipped model and measure it (module docstring); returns the card's ``ood`` entry."""
     folder = Path(directory) if directory is not None else weights_directory()
@@ -60,14 +66,17 @@ def run_ood_fit(name: str = DEFAULT_PRETRAINED, num: int = 2000, num_per_kind: i
     x = torch.cat([fit_lenses, *fit_non.values()]).numpy()
     y = np.r_[np.zeros(len(fit_lenses)), np.ones(len(x) - len(fit_lenses))]
     mean, scale = x.mean(0), x.std(0) + 1e-6
-    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit((x - mean) / scale, y)
-    head = OODHead(torch.from_numpy(mean).double(), torch.from_numpy(scale).double(),
-                   torch.from_numpy(model.coef_[0]).double(), float(model.intercept_[0]), 0.0)
+    model = MLPClassifier(HIDDEN, alpha=alpha, max_iter=500, early_stopping=True, random_state=int(seed))
+    model.fit((x - mean) / scale, y)
+    layers = [(torch.from_numpy(w.T).double(), torch.from_numpy(b).double())
+              for w, b in zip(model.coefs_, model.intercepts_)]
+    head = OODHead(torch.from_numpy(mean).double(), torch.from_numpy(scale).double(), layers, 0.0)
     head.threshold = float(torch.quantile(head.score(lenses("val", num, seed + 2)), QUANTILE))
     flagged = {"test lenses": _flagged(head, lenses("test", test_num, test_seed))}
     flagged.update({kind: _flagged(head, f) for kind, f in nonlenses(num_per_kind, seed + 3).items()})
-    entry = {**head.to_dict(), "method": "logistic regression on the penultimate features (backbone frozen)",
-             "features": "input of the network's last linear layer", "C": C, "quantile": QUANTILE,
+    entry = {**head.to_dict(), "method": "multilayer perceptron on the penultimate features (backbone frozen)",
+             "features": "input of the network's last linear layer", "hidden": list(HIDDEN), "alpha": alpha,
+             "quantile": QUANTILE,
              "fit_set": {"num": int(num), "num_per_kind": int(num_per_kind), "seed": int(seed),
                          "simulation": config.name, "source_split": "val", "kinds": list(NONLENS_KINDS)},
              "flagged": flagged, "test_set": {"num": int(test_num), "seed": int(test_seed)}}

@@ -108,7 +108,7 @@ def card_markdown(card: dict) -> str:
         lines += ["", "## Out-of-distribution flag", "",
                   f"{ood.get('method', '?')}, fitted on {fit.get('num', '?')} lenses and {fit.get('num_per_kind', '?')} "
                   f"non-lenses of each kind (seed {fit.get('seed', '?')}); threshold {ood['threshold']:.3f}, the "
-                  f"{100 * ood.get('quantile', 0):.0f}th percentile of held-out lenses. Fraction flagged on data the fit "
+                  f"{100 * ood.get('quantile', 0):g}th percentile of held-out lenses. Fraction flagged on data the fit "
                   "never saw:", "", "| " + " | ".join(flagged) + " |", "|" + "---|" * len(flagged),
                   "| " + " | ".join(f"{100 * v:.1f}%" for v in flagged.values()) + " |"]
     if card.get("notes"):

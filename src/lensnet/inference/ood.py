@@ -3,9 +3,9 @@
 A network trained on lenses answers for any image: pure noise, a star or a lone galaxy gets a confident
 "lens". The out-of-distribution (OOD) head reads the network's penultimate features (the input of its last
 linear layer, the backbone frozen) and gives the probability that the image is not one of the lenses it was
-trained on: a logistic regression on standardised features,
+trained on: a small multilayer perceptron on standardised features z = (f - mu) / s,
 
-    score = 1 / (1 + exp(-(w . (f - mu) / s + b))),
+    score = sigmoid(W_L relu(... relu(W_1 z + b_1) ...) + b_L),
 
 fitted on simulated lenses (held-out ``val`` galaxies) against simulated non-lenses of the same observation
 (noise, blank sky, stars, lone and paired galaxies: :mod:`lensnet.simulate.nonlenses`). An image is flagged
@@ -29,12 +29,12 @@ __all__ = ["OODHead", "capture_features"]
 
 @dataclass
 class OODHead:
-    """Logistic regression on standardised penultimate features (module docstring); tensors (D,)."""
+    """A multilayer perceptron on standardised penultimate features (module docstring): ``mean``, ``scale``
+    (D,); ``layers``, each a weight (out, in) and a bias (out,), ReLU between them, the last with one output."""
 
     mean: torch.Tensor
     scale: torch.Tensor
-    weight: torch.Tensor
-    bias: float
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
     threshold: float
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
@@ -47,13 +47,17 @@ class OODHead:
         """
         if features.ndim != 2 or features.shape[1] != self.mean.shape[0]:
             raise LensnetShapeError("features", features.shape, f"(B, {self.mean.shape[0]})")
-        f = features.double().cpu()
-        z = (f - self.mean.double()) / self.scale.double()
-        return torch.sigmoid(z @ self.weight.double() + self.bias)
+        z = (features.double().cpu() - self.mean.double()) / self.scale.double()
+        for k, (weight, bias) in enumerate(self.layers):
+            z = z @ weight.double().T + bias.double()
+            if k < len(self.layers) - 1:
+                z = torch.relu(z)
+        return torch.sigmoid(z[:, 0])
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "weight": self.weight.tolist(),
-                "bias": float(self.bias), "threshold": float(self.threshold)}
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
+                "threshold": float(self.threshold)}
 
     @classmethod
     def from_dict(cls, entry: dict) -> "OODHead":
@@ -62,16 +66,24 @@ class OODHead:
         Raises
         ------
         LensnetIOError
-            If an entry is missing or the vectors differ in length.
+            If an entry is missing or the shapes do not chain from D features to one output.
         """
         try:
-            vectors = [torch.tensor(entry[k], dtype=torch.float64) for k in ("mean", "scale", "weight")]
-            head = cls(*vectors, float(entry["bias"]), float(entry["threshold"]))
+            mean, scale = (torch.tensor(entry[k], dtype=torch.float64) for k in ("mean", "scale"))
+            layers = [(torch.tensor(layer["weight"], dtype=torch.float64),
+                       torch.tensor(layer["bias"], dtype=torch.float64)) for layer in entry["layers"]]
+            threshold = float(entry["threshold"])
         except (KeyError, TypeError, ValueError) as exc:
             raise LensnetIOError(f"the model card's ood entry is incomplete or mistyped: {exc}") from exc
-        if len({v.shape for v in vectors}) != 1 or vectors[0].ndim != 1:
-            raise LensnetIOError("the model card's ood entry has mean, scale and weight of different lengths")
-        return head
+        width = mean.shape[0] if mean.ndim == 1 else -1
+        for weight, bias in layers:
+            if weight.ndim != 2 or weight.shape[1] != width or bias.shape != (weight.shape[0],):
+                width = -1
+                break
+            width = weight.shape[0]
+        if scale.shape != mean.shape or not layers or width != 1:
+            raise LensnetIOError("the model card's ood entry's shapes do not chain from the features to one output")
+        return cls(mean, scale, layers, threshold)
 
 
 @contextmanager
