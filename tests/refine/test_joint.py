@@ -49,6 +49,16 @@ def _noiseless(spec: ModelSpec, params: torch.Tensor, amplitudes: torch.Tensor, 
     return (amplitudes[:, :, None, None] * unit).sum(1) + 0.05
 
 
+def _noisy_joint_lens(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The joint TRUTH rendered at 5 x 5 sub-pixels with white noise of 0.01 (``seed``): PSF, image, noise map,
+    and a start 5% long in theta_E."""
+    psf = _psf()
+    clean = _noiseless(JOINT, TRUTH, AMPLITUDES, psf, 5)
+    sigma = torch.full_like(clean, 0.01)
+    image = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    return psf, image, sigma, TRUTH[:, :5] * torch.tensor([1.05, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+
+
 @pytest.mark.parametrize("mass", ["sie", "epl"])
 def test_joint_chi_square_is_lenstronomys_with_a_noise_map_and_pixel_psf(mass):
     spec = ModelSpec(mass=mass, shear=True, lens_light="sersic")
@@ -104,12 +114,7 @@ def test_a_poor_fit_is_searched_again_from_round_starts_and_a_good_one_is_not(mo
     """The staged search's first answer replaced by a wrong minimum (theta_E 30% low): its chi^2 lies far above
     expectation, so the lens is searched again, from round SIE starts and the network's lens (also where the
     network's |e| is not a lens's), and the truth is found; a right answer is searched once."""
-    psf = _psf()
-    generator = torch.Generator().manual_seed(3)
-    clean = _noiseless(JOINT, TRUTH, AMPLITUDES, psf, 5)
-    sigma = torch.full_like(clean, 0.01)
-    image = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=F64)
-    start = TRUTH[:, :5] * torch.tensor([1.05, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+    psf, image, sigma, start = _noisy_joint_lens(3)
     start[:, 1:3] = torch.tensor([network_e], dtype=F64)
     staged, calls = fit_module._staged, []
 
@@ -146,12 +151,7 @@ def test_a_mass_off_its_lens_light_is_searched_again_from_the_light(monkeypatch)
     """The staged search's answer replaced by a wrong one, the mass 0.3" off its lens light with an ellipticity
     and shear that follow it: the search from a round lens on the light finds the truth, and a right answer
     (the mass on the light) is not searched again."""
-    psf = _psf()
-    generator = torch.Generator().manual_seed(5)
-    clean = _noiseless(JOINT, TRUTH, AMPLITUDES, psf, 5)
-    sigma = torch.full_like(clean, 0.01)
-    image = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=F64)
-    start = TRUTH[:, :5] * torch.tensor([1.05, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+    psf, image, sigma, start = _noisy_joint_lens(5)
     staged, searches, inside = fit_module._staged, [], []
     joint_search = fit_module._joint_search
 
