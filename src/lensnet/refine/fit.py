@@ -26,8 +26,9 @@ baseline, a broad prior's mean with no penalty. Steps:
    steps 3-4 fit the SIE and source to the image less the lens light first (with one more start, round on
    the lens light's centre at the radius that gathers the arcs in the source plane, :func:`_ring_starts`),
    then everything together from there, and a lens whose chi^2 then lies more than :data:`RETRY_SIGMA` above
-   its expectation is searched again from round SIE starts and from the network's lens itself, the lower
-   objective kept;
+   its expectation is searched again from round SIE starts and from the network's lens itself, and one whose
+   mass centre lies more than :data:`OFFSET_LIMIT` from its lens light's from a round lens on the light, the
+   lower objective kept;
 5. the uncertainty is the Laplace approximation: the inverse of the objective's Gauss-Newton curvature at
    the optimum (the Fisher matrix J^T W J from central differences of the model images, all lenses at
    once); the reduced chi^2 is chi^2 / (unmasked pixels - non-linear - linear parameters), near 1 for a
@@ -283,8 +284,8 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
             u, data = _keep_better(spec, u, data, poor, u2, data2, penalty, supersample)
         if spec.n_light:
             # Mass follows light: an optimum whose mass centre lies off its lens light's is searched again from
-            # the mass moved onto the light, the source with it. At 0.1" pixels 3 of 48 simulated lenses ended
-            # with the mass 0.3-0.4" off the light, 30-800 in chi^2 above the truth's optimum.
+            # a lens on the light, its source placed anew. At 0.1" pixels 3 of 48 simulated lenses ended with the
+            # mass 0.3-0.4" off the light, 30-800 in chi^2 above the truth's optimum.
             p = spec.to_physical(u)
             shift = spec.block(p, "light")[:, :2] - p[:, 3:5]
             far = (shift.norm(dim=1) > max(OFFSET_LIMIT, 2 * data.grid.pixel_scale)).nonzero().flatten()
