@@ -378,15 +378,13 @@ def refine_pixelated(data: ImageData, sersic_params: torch.Tensor, scale: torch.
     u0 = torch.cat([lens_to_unconstrained(lens0), log_lambda0[:, None]], 1)
 
     def objective(u: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The objective (R,) of the lenses ``rows`` [all] at ``u`` (R, 6)."""
+        rows = torch.arange(u.shape[0]) if rows is None else rows
         lens = lens_to_physical(u[:, :N_LENS_PARAMS])
-        if rows is None:
-            part, part_grid, part_region, part_window, penalty = data, grid, region, window, prior
-        else:
-            part, part_grid, part_region = data.take(rows), grid.take(rows), region[rows]
-            part_window = Window(window.row[rows], window.col[rows], window.size)
-            penalty = prior.take(rows) if prior is not None else None
-        value = _Operator(lens, part, part_grid, part_region, supersample, part_window).solve(u[:, N_LENS_PARAMS])[1]
-        return value + penalty(lens) if penalty is not None else value
+        operator = _Operator(lens, data.take(rows), grid.take(rows), region[rows], supersample,
+                             Window(window.row[rows], window.col[rows], window.size))
+        value = operator.solve(u[:, N_LENS_PARAMS])[1]
+        return value + prior.take(rows)(lens) if prior is not None else value
 
     v = minimize_rows(u0 * full_scale, lambda w, rows: objective(w / full_scale[rows], rows), max_iter)
     with torch.no_grad():
