@@ -8,9 +8,10 @@ pixels of the two bands. Before it:
 - optional PSF matching: each band is convolved with the other band's PSF, so that both have the same
   effective PSF and the mix is the same at every pixel;
 - registration: band 2 is shifted onto band 1 by the sub-pixel offset of their lens cores
-  (:func:`register_bands`): cutouts of two filters are often misaligned by a fraction of a pixel, and ICA then leaves the
-  lens light's gradient, a dipole tens of sigma deep, in the arcs (SL2S J0219-0829's F600LP lies 1.0 pixel
-  from its F475X; registered, the mean |arcs| 0.2-0.45" from the centre fell from 2.0 to 1.3 times the noise);
+  (:func:`register_bands`): cutouts of two filters are often misaligned by a fraction of a pixel, and ICA then
+  leaves the lens light's gradient, a dipole tens of sigma deep, in the arcs (SL2S J0219-0829's F600LP lies 1.2
+  pixels from its F475X; registered, the mean |arcs| 0.2-0.45" from the centre fell from 2.0 to 1.3 times the
+  noise);
 - masks, as the paper: a disc of ``mask_radius`` (0.2") on the lens centre, where the lens core's colour
   gradient breaks the two-component model, and discs on cosmic rays (L.A.Cosmic, van Dokkum 2001, by
   astroscrappy, in either band).

@@ -40,8 +40,9 @@ from lensnet.lensing.sie import sie_deflection
 from lensnet.observe.psf import convolve
 from lensnet.sources.sersic import sersic_profile
 
-__all__ = ["ADAPTIVE_FACTOR", "FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData",
-           "ModelSpec", "adaptive_pixels", "chi_square", "chi_square_at", "lens_to_physical", "lens_to_unconstrained",
+__all__ = ["ADAPTIVE_FACTOR", "ADAPTIVE_FINE_FACTOR", "ADAPTIVE_FINE_FRACTION", "CUSP_FACTOR", "CUSP_HALF",
+           "FIT_PARAM_NAMES", "LENS_LIGHT_MODELS", "MASS_MODELS", "N_LENS_PARAMS", "ImageData", "ModelSpec",
+           "adaptive_pixels", "chi_square", "chi_square_at", "cusp_pixels", "lens_to_physical", "lens_to_unconstrained",
            "linear_solve", "minimize_rows", "model_images", "to_physical", "to_unconstrained", "trace_rays",
            "traced_coordinates", "unit_images"]
 
@@ -66,8 +67,16 @@ _CORE = 1e-5
 ADAPTIVE_FACTOR = 4
 #: ...those whose pixel-centre value is off the pixel average by more than this many sigma of the pixel...
 ADAPTIVE_THRESHOLD = 0.05
-#: ...at most this fraction of the image.
+#: ...at most this fraction of the image; the most discrepant ADAPTIVE_FINE_FRACTION of the image (the brightest
+#: arcs of a compact source, where 4 x 4 left pixels 1-1.5 sigma off their integral) at ADAPTIVE_FINE_FACTOR.
 ADAPTIVE_MAX_FRACTION = 0.1
+ADAPTIVE_FINE_FRACTION = 0.01
+ADAPTIVE_FINE_FACTOR = 8
+#: A lens light's cusp: the (2 CUSP_HALF + 1)^2 pixels nearest its centre are rendered at CUSP_FACTOR x CUSP_FACTOR
+#: sub-pixels. At 4 x 4 the pixel holding the centre of an n = 4.8 profile was 26 sigma off its integral, at 9 x 9
+#: 9 sigma, at 16 x 16 within 0.5 sigma (0.05" pixels; 27 x 27 as the integral).
+CUSP_FACTOR = 16
+CUSP_HALF = 2
 
 
 @dataclass
@@ -88,8 +97,10 @@ class ImageData:
         Pixel grid of the images (H = W = n_pix).
     supersampled : Tensor of int64, (B, K), optional
         Flat indices (row * W + column) of the pixels a model renders as the average of
-        :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR` sub-pixels (:func:`adaptive_pixels`); the others are
-        rendered at their centre (or ``supersample``'s sub-pixels).
+        :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR` sub-pixels (:func:`adaptive_pixels`, most discrepant
+        first: the first :data:`ADAPTIVE_FINE_FRACTION` of the image at :data:`ADAPTIVE_FINE_FACTOR`); with
+        them, a lens light's cusp is rendered finer still (:func:`cusp_pixels`); the other pixels at their
+        centre (or ``supersample``'s sub-pixels).
     """
 
     image: torch.Tensor
@@ -338,17 +349,32 @@ class ModelSpec:
 
     def pixel_brightness(self, p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
         """Unit-amplitude surface brightness (B, L, H, W) of each light profile, unblurred: averaged over
-        ``supersample`` x ``supersample`` sub-pixels, and over :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR`
-        in the pixels ``data.supersampled``."""
+        ``supersample`` x ``supersample`` sub-pixels; with adaptive rendering (``data.supersampled``, the final
+        fit's), over :data:`ADAPTIVE_FACTOR` x :data:`ADAPTIVE_FACTOR` in those pixels (the first of them at
+        :data:`ADAPTIVE_FINE_FACTOR`), and over :data:`CUSP_FACTOR` x :data:`CUSP_FACTOR` in the pixels nearest
+        the lens light's centre (:func:`cusp_pixels`). The coarse stages of a fit render pixel centres only."""
         x, y = data.grid.coordinates(supersample, device=p.device, dtype=p.dtype)
         sb = self.surface_brightness(p, x, y, data.grid.pixel_scale)
         if supersample > 1:
             sb = F.avg_pool2d(sb, supersample)
         if data.supersampled is None:
             return sb
-        x, y = _subpixels(data, ADAPTIVE_FACTOR, p.dtype)
+        finest = max(1, int(ADAPTIVE_FINE_FRACTION * sb.shape[-1] * sb.shape[-2]))  # the most discrepant first
+        sb = self._refined(p, data, sb, data.supersampled[:, :finest], ADAPTIVE_FINE_FACTOR)
+        sb = self._refined(p, data, sb, data.supersampled[:, finest:], ADAPTIVE_FACTOR)
+        if self.n_light:
+            sb = self._refined(p, data, sb, cusp_pixels(self.block(p, "light")[:, :2], data.grid), CUSP_FACTOR)
+        return sb
+
+    def _refined(self, p: torch.Tensor, data: ImageData, sb: torch.Tensor, pixels: torch.Tensor | None,
+                 factor: int) -> torch.Tensor:
+        """``sb`` (B, L, H, W) with the flat ``pixels`` (B, K) replaced by their average over factor x factor
+        sub-pixels."""
+        if pixels is None or pixels.shape[1] == 0:
+            return sb
+        x, y = _subpixels(data.grid, pixels, factor, p.dtype)
         fine = self.surface_brightness(p, x, y, data.grid.pixel_scale).mean(-1)  # (B, L, K)
-        index = data.supersampled[:, None].expand(-1, sb.shape[1], -1)
+        index = pixels[:, None].expand(-1, sb.shape[1], -1)
         return sb.flatten(2).scatter(2, index, fine).reshape(sb.shape)
 
     def surface_brightness(self, p: torch.Tensor, x: torch.Tensor, y: torch.Tensor, pixel_scale: float
@@ -368,14 +394,26 @@ class ModelSpec:
         return torch.stack(profiles, 1)
 
 
-def _subpixels(data: ImageData, factor: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions (B, K, factor^2) in arcsec of the sub-pixel centres of the pixels ``data.supersampled``."""
-    x, y = data.grid.coordinates(1, device=data.supersampled.device, dtype=dtype)
-    step = data.grid.pixel_scale / factor
+def _subpixels(grid: PixelGrid, pixels: torch.Tensor, factor: int, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, K, factor^2) in arcsec of the sub-pixel centres of the flat ``pixels`` (B, K)."""
+    x, y = grid.coordinates(1, device=pixels.device, dtype=dtype)
+    step = grid.pixel_scale / factor
     offset = (torch.arange(factor, device=x.device, dtype=dtype) - (factor - 1) / 2) * step
     oy, ox = torch.meshgrid(offset, offset, indexing="ij")
-    return (x.flatten()[data.supersampled][..., None] + ox.flatten(),
-            y.flatten()[data.supersampled][..., None] + oy.flatten())
+    return x.flatten()[pixels][..., None] + ox.flatten(), y.flatten()[pixels][..., None] + oy.flatten()
+
+
+def cusp_pixels(center: torch.Tensor, grid: PixelGrid) -> torch.Tensor:
+    """Flat indices (B, (2 CUSP_HALF + 1)^2) of the pixels nearest each centre (B, 2) (x, y in arcsec), the block
+    kept inside the image: where a Sérsic profile's cusp makes a pixel's average far from any coarse sampling
+    of it. The choice moves with the centre; the rendering is fine enough that it jumps by little when it does."""
+    n, half = grid.n_pix, CUSP_HALF
+    row, col = grid.sky_to_pixel(center[:, 0].detach(), center[:, 1].detach())
+    row = torch.nan_to_num(row).round().long().clamp(half, n - 1 - half)
+    col = torch.nan_to_num(col).round().long().clamp(half, n - 1 - half)
+    offset = torch.arange(-half, half + 1, device=center.device)
+    return ((row[:, None, None] + offset[:, None]) * n + col[:, None, None] + offset).flatten(1)
 
 
 def adaptive_pixels(spec: "ModelSpec", p: torch.Tensor, data: ImageData, supersample: int = 1) -> torch.Tensor:
@@ -398,6 +436,8 @@ def adaptive_pixels(spec: "ModelSpec", p: torch.Tensor, data: ImageData, supersa
         error = (amplitude[:, :, None, None] * (fine - spec.pixel_brightness(p, coarse, supersample))).sum(1)
         score = torch.where(data.mask, 0.0, error.abs() * data.grid.pixel_scale ** 2 / data.sigma.clamp_min(1e-30))
         score = score.flatten(1)
+        if spec.n_light:  # rendered finer still
+            score = score.scatter(1, cusp_pixels(spec.block(p, "light")[:, :2], data.grid), 0.0)
         most = int(ADAPTIVE_MAX_FRACTION * score.shape[1])
         count = int((score > ADAPTIVE_THRESHOLD).sum(1).max().clamp(1, most))
         return score.topk(count, dim=1).indices
