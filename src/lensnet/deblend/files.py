@@ -98,8 +98,7 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
               (f"baseline: {band.label} - Sérsic", baseline.arcs)]
     summary = (f"ICA{' (PSF-matched)' if psfs[0] is not None else ''}: arcs in {band.label}, colour "
                f"{second.label}/{first.label} {result.colour[0]:.2f} (arcs) vs {result.colour[1]:.2f} (lens); "
-               f"{int(result.mask.sum())} pixels masked; {second.label} shifted ({result.shift[0]:+.2f}, "
-               f"{result.shift[1]:+.2f}) px onto {first.label}")
+               f"{int(result.mask.sum())} pixels masked")
     return DeblendedImage(result.arcs, result.lens, result.mask, first.header, first.scale, method, panels, summary,
                           first.exposure)
 

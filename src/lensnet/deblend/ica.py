@@ -7,11 +7,6 @@ pixels of the two bands. Before it:
 
 - optional PSF matching: each band is convolved with the other band's PSF, so that both have the same
   effective PSF and the mix is the same at every pixel;
-- registration: band 2 is shifted onto band 1 by the sub-pixel offset of their lens cores
-  (:func:`register_bands`): cutouts of two filters are often misaligned by a fraction of a pixel, and ICA then
-  leaves the lens light's gradient, a dipole tens of sigma deep, in the arcs (SL2S J0219-0829's F600LP lies 1.2
-  pixels from its F475X; registered, the mean |arcs| 0.2-0.45" from the centre fell from 2.0 to 1.3 times the
-  noise);
 - masks, as the paper: a disc of ``mask_radius`` (0.2") on the lens centre, where the lens core's colour
   gradient breaks the two-component model, and discs on cosmic rays (L.A.Cosmic, van Dokkum 2001, by
   astroscrappy, in either band).
@@ -34,20 +29,12 @@ from dataclasses import dataclass
 import astroscrappy
 import numpy as np
 from astropy.stats import sigma_clipped_stats
-from scipy.ndimage import shift as shift_image
-from scipy.optimize import minimize
 from scipy.signal import fftconvolve
 from sklearn.decomposition import FastICA
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
 
-__all__ = ["MAX_SHIFT", "REGISTER_RADIUS", "IcaResult", "ica_deblend", "lens_center", "register_bands"]
-
-#: arcsec: half-side of the lens cores cross-correlated to register the bands (the lens light dominates there).
-REGISTER_RADIUS = 0.5
-#: pixels: a larger offset between the cores is not a misregistration (the bands are not the same field, or
-#: their brightest points are different objects) and is refused.
-MAX_SHIFT = 3.0
+__all__ = ["IcaResult", "ica_deblend", "lens_center"]
 
 
 @dataclass
@@ -68,8 +55,6 @@ class IcaResult:
         The band (0 or 1) the images are in.
     colour : (float, float)
         The naming rule's band-2/band-1 flux ratios of the arcs and the lens components.
-    shift : (float, float)
-        The shift (x, y) in pixels applied to band 2 to register it on band 1 (0, 0 without registration).
     """
 
     arcs: np.ndarray
@@ -79,7 +64,6 @@ class IcaResult:
     mask: np.ndarray
     band: int
     colour: tuple[float, float]
-    shift: tuple[float, float] = (0.0, 0.0)
 
 
 def lens_center(image: np.ndarray, smooth_pixels: float = 2.0) -> tuple[float, float]:
@@ -94,8 +78,7 @@ def lens_center(image: np.ndarray, smooth_pixels: float = 2.0) -> tuple[float, f
 
 def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf1: np.ndarray | None = None,
                 psf2: np.ndarray | None = None, center: tuple[float, float] | None = None, mask_radius: float = 0.2,
-                mask_cosmic_rays: bool = True, band: int | None = None, register: bool = True,
-                seed: int = 0) -> IcaResult:
+                mask_cosmic_rays: bool = True, band: int | None = None, seed: int = 0) -> IcaResult:
     """Separate lens light and arcs in two co-registered filters (see the module docstring).
 
     Parameters
@@ -114,8 +97,6 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
         Mask discs on bright cosmic rays [True].
     band : int, optional
         Band (0 or 1) of the output images [the one with the arcs' higher signal-to-noise].
-    register : bool
-        Shift band 2 onto band 1 by the offset of their lens cores first (:func:`register_bands`) [True].
     seed : int
         Seed of FastICA [0].
 
@@ -124,8 +105,7 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
     LensnetShapeError
         If the bands (or PSFs) are not 2-D images of one shape.
     LensnetValueError
-        If only one PSF is given, the pixel scale is not positive, too few pixels are left, or the lens cores
-        lie more than :data:`MAX_SHIFT` pixels apart.
+        If only one PSF is given, the pixel scale is not positive, or too few pixels are left.
     """
     b = [np.asarray(x, dtype=np.float64) for x in (band1, band2)]
     if b[0].ndim != 2 or b[0].shape != b[1].shape:
@@ -140,12 +120,6 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
         psfs = [np.asarray(p, dtype=np.float64) for p in (psf1, psf2)]
         b = [fftconvolve(b[0], psfs[1] / psfs[1].sum(), mode="same"), fftconvolve(b[1], psfs[0] / psfs[0].sum(), mode="same")]
     cx, cy = center if center is not None else lens_center(b[0] + b[1])
-    offset = (0.0, 0.0)
-    if register:
-        offset = register_bands(b[0], b[1], (cx, cy), pixel_scale)
-        b[1] = shift_image(b[1], offset[::-1], order=3, mode="nearest")
-        invalid |= shift_image(invalid.astype(float), offset[::-1], order=1, mode="nearest") > 0.01
-        b[1] = np.where(invalid, 0.0, b[1])
     h, w = b[0].shape
     y, x = np.mgrid[:h, :w]
     r = np.hypot(x - cx, y - cy) * pixel_scale
@@ -178,48 +152,7 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
         comps[0], mixing[:, 0] = -comps[0], -mixing[:, 0]
     arcs = mixing[band, 0] * comps[0]
     lens_light = b[band] - arcs
-    return IcaResult(arcs, lens_light, comps, mixing, mask, band, colour, offset)
-
-
-def register_bands(band1: np.ndarray, band2: np.ndarray, center: tuple[float, float], pixel_scale: float
-                   ) -> tuple[float, float]:
-    """The shift (x, y) in pixels that brings ``band2`` onto ``band1``: on the square of half-side
-    :data:`REGISTER_RADIUS` about the lens ``center``, where the lens light dominates both bands, the shift
-    (cubic-spline interpolation) that lets a scaled ``band2`` plus a constant best match ``band1`` in least
-    squares (Nelder-Mead from no shift). Phase cross-correlation on windowed cutouts, tried first, returned half
-    of a known 0.8-pixel offset: the window, the same in both cutouts, pulls it to zero.
-
-    Raises
-    ------
-    LensnetValueError
-        If the shift exceeds :data:`MAX_SHIFT` pixels: the bands are not two views of one field.
-    """
-    half = max(6, int(round(REGISTER_RADIUS / pixel_scale)))
-    h, w = band1.shape
-    if min(h, w) < 2 * half + 1:
-        return 0.0, 0.0
-    cx = int(min(max(round(center[0]), half), w - 1 - half))
-    cy = int(min(max(round(center[1]), half), h - 1 - half))
-    pad = int(MAX_SHIFT) + 3
-    outer = (slice(max(cy - half - pad, 0), cy + half + pad + 1), slice(max(cx - half - pad, 0), cx + half + pad + 1))
-    inner = (slice(cy - half - outer[0].start, cy + half + 1 - outer[0].start),
-             slice(cx - half - outer[1].start, cx + half + 1 - outer[1].start))
-    target = band1[outer][inner].ravel()
-    moving = band2[outer]
-
-    def misfit(d: np.ndarray) -> float:
-        model = shift_image(moving, d, order=3, mode="nearest")[inner].ravel()
-        design = np.stack([model, np.ones_like(model)], 1)
-        coef = np.linalg.lstsq(design, target, rcond=None)[0]
-        return float(((target - design @ coef) ** 2).sum())
-
-    fit = minimize(misfit, np.zeros(2), method="Nelder-Mead",
-                   options={"xatol": 1e-3, "fatol": 1e-12 * max(misfit(np.zeros(2)), 1e-300)})
-    dy, dx = fit.x
-    if np.hypot(dx, dy) > MAX_SHIFT:
-        raise LensnetValueError(f"the two bands' lens cores lie {np.hypot(dx, dy):.1f} pixels apart (more than "
-                                f"{MAX_SHIFT:g}): co-register the bands first")
-    return float(dx), float(dy)
+    return IcaResult(arcs, lens_light, comps, mixing, mask, band, colour)
 
 
 def _cosmic_ray_discs(bands: list[np.ndarray], noise: list[float], radius_pixels: float) -> np.ndarray:
