@@ -366,11 +366,11 @@ class ModelSpec:
             sb = self._refined(p, data, sb, cusp_pixels(self.block(p, "light")[:, :2], data.grid), CUSP_FACTOR)
         return sb
 
-    def _refined(self, p: torch.Tensor, data: ImageData, sb: torch.Tensor, pixels: torch.Tensor | None,
+    def _refined(self, p: torch.Tensor, data: ImageData, sb: torch.Tensor, pixels: torch.Tensor,
                  factor: int) -> torch.Tensor:
         """``sb`` (B, L, H, W) with the flat ``pixels`` (B, K) replaced by their average over factor x factor
         sub-pixels."""
-        if pixels is None or pixels.shape[1] == 0:
+        if pixels.shape[1] == 0:
             return sb
         x, y = _subpixels(data.grid, pixels, factor, p.dtype)
         fine = self.surface_brightness(p, x, y, data.grid.pixel_scale).mean(-1)  # (B, L, K)
