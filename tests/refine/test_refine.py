@@ -219,3 +219,19 @@ def test_a_start_off_the_cutout_neither_breaks_its_lens_nor_its_batch():
     torch.testing.assert_close(both.lens[:1], alone.lens)
     assert (both.prior[1][1] == torch.inf).all() and torch.allclose(both.prior[1][0], spread[0])
     assert ((both.lens - TRUTH[:, :5]).abs() < 5 * both.lens_sigma).all(), (both.lens - TRUTH[:, :5]) / both.lens_sigma
+
+
+def test_a_collapsed_network_spread_is_no_prior():
+    """A start 0.3" long in theta_E and 0.3" off centre whose spread has collapsed (0.001: no network gives a lens
+    that): searched without a prior, from restarts drawn broadly, the lens is found; a credible spread stays one."""
+    psf = gaussian_kernels(torch.full((1,), 1.0, dtype=F64), 4)
+    image = _images(TRUTH[:1], psf, supersample=3)
+    noise = torch.full_like(image, 0.02 * float(image.max()))
+    image = image + noise * torch.randn(image.shape, generator=torch.Generator().manual_seed(5), dtype=F64)
+    data = ImageData(image, noise, torch.zeros_like(image, dtype=torch.bool), psf, GRID)
+    start = TRUTH[:1, :5] + torch.tensor([[0.3, 0.0, 0.0, 0.3, 0.0]], dtype=F64)
+    collapsed = refine_lenses(data, start, torch.full_like(start, 0.001), max_iter=120)
+    assert (collapsed.prior[1] == torch.inf).all()
+    assert ((collapsed.lens - TRUTH[:1, :5]).abs() < 5 * collapsed.lens_sigma).all()
+    credible = refine_lenses(data, start, torch.full_like(start, 0.05), restarts=1, max_iter=9)
+    assert torch.allclose(credible.prior[1], torch.full_like(start, 0.05))
