@@ -134,27 +134,18 @@ def q_interval(row: dict) -> tuple[float, float]:
 
 def compare(results: list[dict], models: dict[str, list[dict]]) -> dict:
     """Per lens the published SIE (else the first) model beside lensnet's, and the targets."""
-    rows, sie_errors, inside, network_ok = [], [], [], []
-    for r in results:
-        pubs = models.get(r["lens"], [])
-        ref = next((p for p in pubs if p["model"] == "SIE" and "Bolton" in p["reference"]), pubs[0] if pubs else None)
-        if ref is None or "theta_E_refined" not in r:
-            rows.append({**r, "published": ref})
+    pairs = [(next((p for p in models.get(r["lens"], []) if p["model"] == "SIE" and "Bolton" in p["reference"]),
+                   (models.get(r["lens"]) or [None])[0]), r) for r in results]
+    rows = compare_matched(pairs)
+    sie_errors, inside, network_ok = [], [], []
+    for row in rows:
+        if "theta_E_error" not in row:
             continue
-        te = ref["theta_E"]
-        error = r["theta_E_refined"] / te - 1
-        covered = r["theta_E_refined_lo95"] <= te <= r["theta_E_refined_hi95"]
-        net = r["theta_E"] / te - 1
-        pa_off = math.nan
-        if isinstance(ref["pa_east_of_north"], float) and math.isfinite(r.get("pa_refined", math.nan)):
-            d = abs(r["pa_refined"] - ref["pa_east_of_north"]) % 180
-            pa_off = min(d, 180 - d)
-        rows.append({**r, "published": ref, "theta_E_error": error, "covered": covered, "network_error": net,
-                     "pa_offset": pa_off, "q_interval": q_interval(r)})
-        inside.append(covered)
-        network_ok.append(abs(net) <= 0.10)
-        if "Bolton" in ref["reference"]:
-            sie_errors.append(abs(error))
+        row["network_error"] = row["theta_E"] / row["published"]["theta_E"] - 1
+        inside.append(row["covered"])
+        network_ok.append(abs(row["network_error"]) <= 0.10)
+        if "Bolton" in row["published"]["reference"]:
+            sie_errors.append(abs(row["theta_E_error"]))
     return {"rows": rows, "targets": {
         "bolton_lenses": len(sie_errors),
         "bolton_max_abs_theta_E_error": max(sie_errors) if sie_errors else math.nan,
@@ -167,7 +158,7 @@ def compare_matched(pairs: list[tuple[dict, dict]]) -> list[dict]:
     """Each (published model, lensnet's fit of its family) pair: θE off, inside the 95% interval, PA offset."""
     rows = []
     for ref, r in pairs:
-        if "theta_E_refined" not in r:
+        if ref is None or "theta_E_refined" not in r:
             rows.append({**r, "published": ref})
             continue
         pa_off = math.nan
@@ -210,6 +201,25 @@ def mosaic(rows: list[dict], output: Path) -> Path | None:
     return output
 
 
+def _table_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _failed_row(first: list[str], row: dict, blanks: int) -> str:
+    """A lens whose run failed: its first cells, the error, empty cells and the seconds."""
+    return _table_row(first + [f"failed: {row.get('error', '')[:80]}"] + [""] * blanks + [f"{row['seconds']:.0f}"])
+
+
+def _theta_e(row: dict) -> str:
+    return (f"{row['theta_E_refined']:.3f} [{row['theta_E_refined_lo95']:.3f}, "
+            f"{row['theta_E_refined_hi95']:.3f}]")
+
+
+def _q(row: dict) -> str:
+    lo, hi = row["q_interval"]
+    return f"{row['q_refined']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
 def write(result: dict, argv: str) -> Path:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "real_cpu.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -226,14 +236,11 @@ def write(result: dict, argv: str) -> Path:
         pub = (f"{p.get('theta_E', math.nan):.3f} / {p.get('q', '') or '–'} / {p.get('pa_east_of_north', '') or '–'} "
                f"({p.get('model', '?')}, {p.get('reference', '?').split(' (')[0]})") if p else "–"
         if "theta_E_refined" not in r:
-            lines.append(f"| {r['lens']} | {pub} | – | failed: {r.get('error', '')[:80]} | | | | | | {r['seconds']:.0f} |")
+            lines.append(_failed_row([r["lens"], pub, "–"], r, 5))
             continue
-        lo, hi = r["q_interval"]
-        lines.append(
-            f"| {r['lens']} | {pub} | {r['theta_E']:.3f} ± {r['theta_E_sigma']:.3f} | {r['theta_E_refined']:.3f} "
-            f"[{r['theta_E_refined_lo95']:.3f}, {r['theta_E_refined_hi95']:.3f}] | {r['theta_E_error']:+.1%} | "
-            f"{r['q_refined']:.2f} [{lo:.2f}, {hi:.2f}] | {r.get('pa_refined', math.nan):.0f} | "
-            f"{r['reduced_chi2']:.2f} | {r['delta_bic']:.0f} | {r['seconds']:.0f} |")
+        lines.append(_table_row([r["lens"], pub, f"{r['theta_E']:.3f} ± {r['theta_E_sigma']:.3f}", _theta_e(r),
+                                 f"{r['theta_E_error']:+.1%}", _q(r), f"{r.get('pa_refined', math.nan):.0f}",
+                                 f"{r['reduced_chi2']:.2f}", f"{r['delta_bic']:.0f}", f"{r['seconds']:.0f}"]))
     t = result["comparison"]["targets"]
     lines += ["", f"Targets: refined θE within 3% of Bolton et al.'s SIE on {t['bolton_lenses']} lenses: largest "
               f"{t['bolton_max_abs_theta_E_error']:.1%}, median {t['bolton_median_abs_theta_E_error']:.1%} (target "
@@ -259,17 +266,14 @@ def write(result: dict, argv: str) -> Path:
                              ".0f"), ("slope", ".2f"), ("shear", ".3f")))
             ref = f"{p['model']}, {p['reference'].split(' (')[0]}"
             if "theta_E_refined" not in r:
-                lines.append(f"| {r['lens']} | {ref} | {pub} | failed: {r.get('error', '')[:80]} | | | | | | | "
-                             f"{r['seconds']:.0f} |")
+                lines.append(_failed_row([r["lens"], ref, pub], r, 6))
                 continue
-            lo, hi = r["q_interval"]
             slope = (f"{r['gamma_refined']:.2f} [{r['gamma_refined_lo95']:.2f}, {r['gamma_refined_hi95']:.2f}]"
                      if "gamma_refined" in r else "2")
-            lines.append(
-                f"| {r['lens']} | {ref} | {pub} | {r['theta_E_refined']:.3f} [{r['theta_E_refined_lo95']:.3f}, "
-                f"{r['theta_E_refined_hi95']:.3f}] | {r['theta_E_error']:+.1%} | {r['q_refined']:.2f} [{lo:.2f}, "
-                f"{hi:.2f}] | {value(r.get('pa_refined'), '.0f')} ({value(r['pa_offset'], '.0f')}) | {slope} | "
-                f"{value(r.get('gamma_ext'), '.3f')} | {r['reduced_chi2']:.2f} | {r['seconds']:.0f} |")
+            lines.append(_table_row([r["lens"], ref, pub, _theta_e(r), f"{r['theta_E_error']:+.1%}", _q(r),
+                                     f"{value(r.get('pa_refined'), '.0f')} ({value(r['pa_offset'], '.0f')})", slope,
+                                     value(r.get("gamma_ext"), ".3f"), f"{r['reduced_chi2']:.2f}",
+                                     f"{r['seconds']:.0f}"]))
         t = result["matched"]["targets"]
         lines += ["", f"Like against like: refined θE within 3% of Bolton et al.'s SIE on {t['bolton_lenses']} lenses: "
                   f"largest {t['bolton_max_abs_theta_E_error']:.1%}, median {t['bolton_median_abs_theta_E_error']:.1%}; "
