@@ -147,6 +147,66 @@ def test_a_poor_fit_is_searched_again_from_round_starts_and_a_good_one_is_not(mo
     assert torch.allclose(calls[1], fit_module._clamped(made_round, data.grid.n_pix * data.grid.pixel_scale / 2))
 
 
+def test_a_poor_fits_joint_search_also_starts_from_the_ring(monkeypatch):
+    """Retried, a lens is also searched jointly from the ring start (placed on the lens light's centre at the
+    radius that gathers the arcs) as placed, as fitted to the arcs, and placed again on the arcs that the lens
+    light leaves when fitted alone around that ring: three nearly round lenses on the light, near the true
+    theta_E, beside the staged search's two starts and the network's."""
+    psf, image, sigma, start = _noisy_joint_lens(3)
+    staged, joint_search, calls, searches = fit_module._staged, fit_module._joint_search, [], []
+
+    def wrong_first(spec, *args, **kwargs):
+        u, searched, value = staged(spec, *args, **kwargs)
+        calls.append(kwargs.get("ring_joint", False))
+        if len(calls) == 1:
+            p = spec.to_physical(u)
+            p[:, 0] *= 0.7
+            u = spec.to_unconstrained(p)
+        return u, searched, value
+
+    def recorded(spec, starts, *args, **kwargs):
+        searches.append([s.clone() for s in starts])
+        return joint_search(spec, starts, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "_staged", wrong_first)
+    monkeypatch.setattr(fit_module, "_joint_search", recorded)
+    result = refine_lenses(_data(image, sigma, psf), start, torch.full_like(start, 0.05), spec=JOINT, restarts=2,
+                           max_iter=150, prior=False)
+    assert calls == [False, True]
+    assert [len(s) for s in searches[:2]] == [2, 6]
+    fitted, placed, placed_again = searches[1][2:5]
+    light = JOINT.block(searches[1][0], "light")
+    for ring in (placed, placed_again):
+        assert torch.allclose(ring[:, 3:5], light[:, :2]) and ring[0, 1:3].abs().max() < 0.05
+    assert not torch.allclose(JOINT.block(placed_again, "light"), light)  # the lens light fitted alone again
+    for ring in (fitted, placed, placed_again):
+        assert abs(float(ring[0, 0]) - 1.3) < 0.2, ring[0, 0]
+    assert ((result.params - TRUTH)[0, :5].abs() < 4 * result.sigma[0, :5]).all(), result.params - TRUTH
+
+
+def test_the_joint_search_compares_its_starts_on_the_pixels_any_kept(monkeypatch):
+    """A wrong minimum (theta_E 30% low) whose search clipped the arcs it misses reaches a lower chi^2 on its
+    own pixels than the truth on all of them; compared on the pixels either kept, the truth wins."""
+    psf, image, sigma, _ = _noisy_joint_lens(4)
+    data = _data(image, sigma, psf)
+    wrong = TRUTH.clone()
+    wrong[:, 0] *= 0.7
+    with torch.no_grad():
+        model, _, _ = fit_module.model_images(wrong, data, 1, JOINT)
+    missed = (image - model).abs() > 2 * sigma
+    masks = torch.cat([data.mask, missed])
+
+    def no_search(spec, u0, data, *args, **kwargs):
+        return u0, replace(data, mask=masks)
+
+    monkeypatch.setattr(fit_module, "_search", no_search)
+    own = replace(data.take(torch.tensor([0, 0])), mask=masks)
+    on_own = fit_module._objective(JOINT, torch.cat([TRUTH, wrong]), own, None, 1)
+    assert on_own[1] < on_own[0]  # what each start's own pixels said
+    u, _, _ = fit_module._joint_search(JOINT, [TRUTH, wrong], data, None, 10, None, 1, False)
+    assert torch.allclose(JOINT.to_physical(u), TRUTH, atol=1e-5)
+
+
 def test_a_mass_off_its_lens_light_is_searched_again_from_the_light(monkeypatch):
     """The staged search's answer replaced by a wrong one, the mass 0.3" off its lens light with an ellipticity
     and shear that follow it: the search from a round lens on the light finds the truth, and a right answer
