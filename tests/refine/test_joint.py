@@ -184,9 +184,10 @@ def test_a_poor_fits_joint_search_also_starts_from_the_ring(monkeypatch):
     assert ((result.params - TRUTH)[0, :5].abs() < 4 * result.sigma[0, :5]).all(), result.params - TRUTH
 
 
-def test_the_joint_search_compares_its_starts_on_the_pixels_any_kept(monkeypatch):
+def test_the_joint_search_ranks_its_starts_on_the_same_pixels_outliers_capped(monkeypatch):
     """A wrong minimum (theta_E 30% low) whose search clipped the arcs it misses reaches a lower chi^2 on its
-    own pixels than the truth on all of them; compared on the pixels either kept, the truth wins."""
+    own pixels than the truth on all of them; compared on the data's pixels, each pixel's chi^2 capped at the
+    clipping threshold's square, the truth wins."""
     psf, image, sigma, _ = _noisy_joint_lens(4)
     data = _data(image, sigma, psf)
     wrong = TRUTH.clone()
@@ -203,7 +204,7 @@ def test_the_joint_search_compares_its_starts_on_the_pixels_any_kept(monkeypatch
     own = replace(data.take(torch.tensor([0, 0])), mask=masks)
     on_own = fit_module._objective(JOINT, torch.cat([TRUTH, wrong]), own, None, 1)
     assert on_own[1] < on_own[0]  # what each start's own pixels said
-    u, _, _ = fit_module._joint_search(JOINT, [TRUTH, wrong], data, None, 10, None, 1, False)
+    u, _, _ = fit_module._joint_search(JOINT, [TRUTH, wrong], data, None, 10, 5.0, 1, False)
     assert torch.allclose(JOINT.to_physical(u), TRUTH, atol=1e-5)
 
 

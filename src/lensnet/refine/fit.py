@@ -581,17 +581,13 @@ def _joint_search(spec: ModelSpec, starts: list[torch.Tensor], data: ImageData, 
     b = data.image.shape[0]
     every = torch.arange(b).repeat(len(starts))
     data = data.take(every)
+    given = data.mask
     if adaptive:
         data = replace(data, supersampled=adaptive_pixels(spec, torch.cat(starts), data, supersample))
     each = None if penalty is None else penalty.take(every)
     u, data = _search(spec, spec.to_unconstrained(torch.cat(starts)), data, each, 1, max_iter, clip, supersample,
                       coarse=False)
-    # Compared on the pixels that any start kept, as _keep_better does: each on its own clipped pixels, a wrong
-    # minimum that clipped the arcs it missed (theta_E 1.39" for 0.75") ranked above the truth's.
-    kept = data.mask.reshape(len(starts), b, *data.mask.shape[1:]).all(0).repeat(len(starts), 1, 1)
-    with torch.no_grad():
-        value = _objective(spec, spec.to_physical(u), _refreshed(spec, u, replace(data, mask=kept), supersample),
-                           each, supersample)
+    value = _capped_objective(spec, u, data, given, each, supersample, clip)
     best = value.reshape(len(starts), b).argmin(0) * b + torch.arange(b)
     return u[best], data.take(best), value[best]
 
@@ -610,6 +606,22 @@ def _keep_better(spec: ModelSpec, u: torch.Tensor, data: ImageData, index: torch
     u, mask = u.clone(), data.mask.clone()
     u[index[better]], mask[index[better]] = u2[better], data2.mask[better]
     return u, replace(data, mask=mask)
+
+
+def _capped_objective(spec: ModelSpec, u: torch.Tensor, data: ImageData, given: torch.Tensor, penalty,
+                      supersample: int, clip: float | None) -> torch.Tensor:
+    """The objective of each row's optimum ``u`` (B, P) for ranking the optima of different starts: on the
+    pixels the data gave (``given``, its mask before clipping), each pixel's chi^2 capped at ``clip``^2, the
+    linear amplitudes as solved on the row's own clipped pixels. Each on its own clipped pixels, a wrong minimum
+    that clipped the arcs it missed (theta_E 1.39" for 0.75") ranked above the truth's; on the pixels any start
+    kept, one that kept a few of the pixels a right one clipped made the right one pay for them in full."""
+    data = _refreshed(spec, u, data, supersample)
+    with torch.no_grad():
+        p = spec.to_physical(u)
+        model, _, _ = model_images(p, data, supersample, spec)
+        chi2 = torch.where(given, 0.0, (data.image - model) ** 2 / data.sigma.clamp_min(1e-30) ** 2)
+        value = 0.5 * (chi2 if clip is None else chi2.clamp_max(clip ** 2)).sum((1, 2))
+    return value + penalty(p) if penalty is not None else value
 
 
 def _refreshed(spec: ModelSpec, u: torch.Tensor, data: ImageData, supersample: int) -> ImageData:
