@@ -279,7 +279,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
         # is far off (|e| 0.95 for 0.21) the staged search stays near it (a minimum 700 in chi^2 above the
         # truth's), and where the SIE fitted to the arcs left by the lens light fitted alone ends far off (a
         # small ring in the light's residual), so does the joint search from there (3 of 48 simulated lenses,
-        # 2.8-37 sigma); so the ring start goes on to the joint search itself, as placed and as fitted.
+        # 2.8-37 sigma); so the ring start goes on to the joint search itself (see _staged).
         poor = (_chi2_excess(spec, u, data, supersample) > RETRY_SIGMA).nonzero().flatten()
         if poor.numel():
             round_starts = lens_starts.reshape(restarts, b, N_LENS_PARAMS)[:, poor].clone()
