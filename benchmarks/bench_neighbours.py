@@ -1,15 +1,17 @@
-"""Unresolved sources near a lens: how often the point-source rule of :func:`lensnet.preprocess.neighbours.neighbour_mask`
-masks a star, and how often it takes a piece of the arcs instead.
+"""Sources near a lens that :func:`lensnet.preprocess.neighbours.neighbour_mask` masks within its keep radius (an
+unresolved one, or one beyond the arcs): how often it masks a star, and how often it takes a piece of the arcs
+instead.
 
 Lenses as ``bench_joint.py`` draws and renders them (lenstronomy: SIE + shear, Sersic lens light, a Sersic or a
 real-galaxy source (Hubble deep field ``test`` galaxies, 0.5-1.2" across, knots and all), Gaussian PSF, sky and
 Poisson noise), at 0.05" (PSF FWHM 0.1") and 0.1" (0.2"). For each lens, two images: as drawn, and with a star
-(the PSF) 1-2.3" from the centre, its peak 10-300 times the sky rms. Reported per pixel scale and source: the
-fraction of lenses whose image without a star has any source within the keep radius called unresolved (arcs
+(the PSF) 1-2.3" from the centre, its peak 10-300 times the sky rms. Each is given to the rule as the likelihood
+fit's input (lens light in, PSF known) and as the network's (lens light removed, no PSF). Reported per pixel scale
+and source: the fraction of lenses whose image without a star has any source within the keep radius masked (arcs
 taken), the fraction of stars masked, and the arcs' flux that the rule masked (percent of the arcs' total flux
-above the sky), for several pairs of :data:`~lensnet.preprocess.neighbours.POINT_FWHM_RATIO` and
-:data:`~lensnet.preprocess.neighbours.POINT_ELONGATION`. Results go to
-``benchmarks/results/neighbours_cpu.json`` and ``.md``.
+above the sky), for several values of :data:`~lensnet.preprocess.neighbours.POINT_FWHM_RATIO`,
+:data:`~lensnet.preprocess.neighbours.POINT_ELONGATION` and :data:`~lensnet.preprocess.neighbours.ARC_RADIUS_FACTOR`.
+Results go to ``benchmarks/results/neighbours_cpu.json`` and ``.md``.
 
 Usage::
 
@@ -38,8 +40,10 @@ except ImportError:  # run from another folder
     from benchmarks.machine import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: (FWHM ratio, largest elongation) of the rule.
-VARIANTS = ((1.25, math.inf), (1.5, math.inf), (1.5, 1.3), (2.0, 1.3))
+#: (input, FWHM ratio, largest elongation, arcs' radius factor) of the rule: the likelihood fit's input (lens light
+#: in, PSF known) or the network's (lens light removed, no PSF); an infinite factor turns the cut beyond the arcs off.
+VARIANTS = (("fit", 1.25, math.inf, 1.5), ("fit", 1.5, math.inf, 1.5), ("fit", 1.5, 1.3, 1.5), ("fit", 2.0, 1.3, 1.5),
+            ("fit", 1.5, 1.3, math.inf), ("network", 1.5, 1.3, 1.5), ("network", 1.5, 1.3, math.inf))
 
 
 def with_star(image: np.ndarray, psf: np.ndarray, pixel_scale: float, rng: np.random.Generator):
@@ -71,18 +75,19 @@ def measure(num: int, seed: int, pixel_scale: float, source: str) -> dict:
         centre = ((n - 1) / 2, (n - 1) / 2)
         flux = np.clip(arcs - 3 * sigma, 0, None)
         for variant in VARIANTS:
-            neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION = variant
-            mask, _ = neighbours.neighbour_mask(image, valid, centre, pixel_scale, psf=psf)
+            which, neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION, neighbours.ARC_RADIUS_FACTOR = variant
+            plain, given = (image, psf) if which == "fit" else (arcs, None)
+            mask, _ = neighbours.neighbour_mask(plain, valid, centre, pixel_scale, psf=given)
             taken = mask & (np.hypot(*np.indices(mask.shape) - np.array(centre)[:, None, None]) * pixel_scale
                             <= neighbours.KEEP_RADIUS)
             counts[variant]["arcs taken"] += bool(taken.any())
             counts[variant]["arc flux masked"] += float((flux * taken).sum() / max(flux.sum(), 1e-30))
             if inside:
-                mask, _ = neighbours.neighbour_mask(starred, valid, centre, pixel_scale, psf=psf)
+                mask, _ = neighbours.neighbour_mask(starred - image + plain, valid, centre, pixel_scale, psf=given)
                 counts[variant]["stars masked"] += bool(mask[row, col])
-    return {f"{ratio} {elongation}": {"arcs taken": c["arcs taken"] / num, "stars masked": c["stars masked"] / max(stars, 1),
-                                      "arc flux masked": 100 * c["arc flux masked"] / num}
-            for (ratio, elongation), c in counts.items()}
+    return {" ".join(map(str, variant)): {"arcs taken": c["arcs taken"] / num, "stars masked": c["stars masked"] / max(stars, 1),
+                                          "arc flux masked": 100 * c["arc flux masked"] / num}
+            for variant, c in counts.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num", type=int, default=100, help="lenses per pixel scale and source [100]")
     parser.add_argument("--seed", type=int, default=31)
     args = parser.parse_args(argv)
-    default = neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION
+    default = neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION, neighbours.ARC_RADIUS_FACTOR
     rows = {}
     try:
         for pixel_scale in (0.05, 0.1):
@@ -98,19 +103,22 @@ def main(argv: list[str] | None = None) -> dict:
                 rows[f"{pixel_scale} {source}"] = measure(args.num, args.seed, pixel_scale, source)
                 print(pixel_scale, source, rows[f"{pixel_scale} {source}"], flush=True)
     finally:
-        neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION = default
+        neighbours.POINT_FWHM_RATIO, neighbours.POINT_ELONGATION, neighbours.ARC_RADIUS_FACTOR = default
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine_description(torch.device("cpu")), "num": args.num, "seed": args.seed,
-              "point_snr": neighbours.POINT_SNR, "shipped": {"fwhm_ratio": default[0], "elongation": default[1]},
+              "point_snr": neighbours.POINT_SNR, "shipped": {"fwhm_ratio": default[0], "elongation": default[1], "arc_radius_factor": default[2]},
               "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "neighbours_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Unresolved sources near lenses: stars masked, arcs taken ({result['machine']['cpu']})", "",
              f"`python benchmarks/bench_neighbours.py --num {args.num} --seed {args.seed}`, {result['date']}. "
              f"{args.num} lenses per row (bench_joint's priors, lens light included), each also with a star 1-2.3\" "
-             f"out at 10-300 sky rms; the rule needs a peak of {neighbours.POINT_SNR:g} sky rms. Shipped: FWHM "
-             f"ratio {default[0]}, elongation {default[1]}.", "",
-             "| pixels, source | FWHM ratio, largest elongation | lenses with arcs taken | stars masked | arc flux masked |",
+             f"out at 10-300 sky rms; the point-source rule needs a peak of {neighbours.POINT_SNR:g} sky rms. Input: "
+             "the likelihood fit's (lens light in, PSF known) or the network's (lens light removed, no PSF). Shipped: "
+             f"FWHM ratio {default[0]}, elongation {default[1]}, non-arcs masked beyond {default[2]} times the "
+             f"outermost arc's radius (and {neighbours.MIN_CUT_RADIUS}\"); inf turns that cut off.", "",
+             "| pixels, source | input, FWHM ratio, largest elongation, arcs' radius factor | lenses with arcs taken | "
+             "stars masked | arc flux masked |",
              "|---|---|---|---|---|"]
     for name, by_ratio in rows.items():
         for variant, c in by_ratio.items():

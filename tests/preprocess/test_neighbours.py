@@ -8,7 +8,7 @@ import torch
 from scipy.ndimage import binary_dilation
 
 from lensnet.observe.psf import gaussian_kernels
-from lensnet.preprocess.neighbours import KEEP_RADIUS, neighbour_mask
+from lensnet.preprocess.neighbours import ARC_RADIUS_FACTOR, KEEP_RADIUS, MIN_CUT_RADIUS, neighbour_mask
 from lensnet.simulate import LensSimulator, get_preset
 from lensnet.simulate.seeds import batch_seed
 
@@ -63,7 +63,7 @@ def test_an_arc_beyond_the_keep_radius_is_kept_a_round_object_there_is_not():
 
 def test_a_star_near_the_lens_is_masked_when_the_psf_is_known_and_the_arcs_are_not(lenses):
     """Within the keep radius, a source as narrow and round as the PSF is a star (or a quasar's image): masked
-    given the PSF, kept without it; the arcs, stretched and resolved, are kept either way."""
+    given the PSF; the arcs, stretched and resolved, are kept either way."""
     observed, clean, scale = lenses
     n = observed.shape[-1]
     centre = ((n - 1) / 2, (n - 1) / 2)
@@ -86,4 +86,25 @@ def test_a_star_near_the_lens_is_masked_when_the_psf_is_known_and_the_arcs_are_n
         mask, count = neighbour_mask(observed[i] + star, valid, centre, scale, psf=psf)
         assert count == 1 and mask[row, col] and not (mask & arcs).any()
         mask, count = neighbour_mask(observed[i] + star, valid, centre, scale)
+        assert not (mask & arcs).any()  # without the PSF, kept unless it lies beyond the arcs (next test)
+
+
+def test_a_round_source_beyond_the_arcs_is_masked_within_the_keep_radius_and_not_without_an_arc():
+    """As on SL2S J0219-0829: a compact round galaxy 2.1" out, beyond 1.5 times the arcs' 1.3", is no lensed image
+    (an isothermal lens would stretch it 2.6 times along the tangent); one inside that radius is kept, and without
+    a bright arc to measure the radius from, so is every source within the keep radius."""
+    n, scale = 160, 0.04
+    centre = ((n - 1) / 2, (n - 1) / 2)
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(xx - centre[0], yy - centre[1]) * scale
+    angle = np.arctan2(yy - centre[1], xx - centre[0])
+    arc_radius = 1.3
+    arc = np.exp(-((r - arc_radius) / 0.05) ** 2 / 2 - (angle / 0.4) ** 2 / 2)  # tangential, along +x
+    noise = np.random.default_rng(1).normal(0, 0.02, (n, n))
+    cut = max(MIN_CUT_RADIUS, ARC_RADIUS_FACTOR * arc_radius)
+    for radius, masked in ((cut + 0.15, True), (cut - 0.3, False)):
+        blob = _companion((n, n), centre[0], centre[1] + radius / scale, scale, peak=1.0, sigma_arcsec=0.08)  # +y
+        mask, count = neighbour_mask(arc + blob + noise, np.ones((n, n), bool), centre, scale)
+        assert count == int(masked) and mask[blob > 0.1].all() == masked and not mask[arc > 0.1].any(), radius
+        mask, count = neighbour_mask(blob + noise, np.ones((n, n), bool), centre, scale)
         assert count == 0

@@ -10,15 +10,22 @@
    source whose centroid lies within ``keep_radius`` arcsec of the centre (the arcs and counter-images of
    Einstein radii up to 3″), and beyond it every source stretched along the tangent as an arc is
    (elongation at least :data:`ARC_ELONGATION`, major axis within :data:`ARC_ANGLE_DEG` of the tangent).
-3. With the image's PSF known, a source within ``keep_radius`` is nevertheless a neighbour when it is
+3. Within ``keep_radius``, a source that is not stretched along the tangent is nevertheless a neighbour when it
+   lies **beyond the arcs**: farther than :data:`ARC_RADIUS_FACTOR` times the radius of the outermost arc (a
+   source stretched along the tangent, its peak at least :data:`ARC_SNR` times the sky rms) and farther than
+   :data:`MIN_CUT_RADIUS`. Lensed images outside the Einstein ring are stretched along the tangent (an isothermal
+   lens stretches an image at radius r by r / (r - theta_E), 2 or more for every image of a multiply imaged
+   source), and lie within twice theta_E; the factor leaves room for ellipticity and shear. Without an arc of
+   that brightness, nothing within ``keep_radius`` is masked by this rule.
+4. With the image's PSF known, a source within ``keep_radius`` is nevertheless a neighbour when it is
    **unresolved**: its peak at least :data:`POINT_SNR` times the sky rms, and its second-moment FWHM (photutils'
    ``fwhm``, on the segment's pixels) at most :data:`POINT_FWHM_RATIO` times the PSF's measured the same way
    (on the PSF scaled to the source's peak and cut where the source's segment ends). A star, or a quasar's
    image, is the PSF; lensed images of a galaxy are stretched and resolved.
-4. Every other source is a **neighbour**: its pixels, grown by :data:`GROW_PIXELS` for its faint wings, are
+5. Every other source is a **neighbour**: its pixels, grown by :data:`GROW_PIXELS` for its faint wings, are
    masked.
 
-A resolved companion closer than ``keep_radius`` is kept; the joint fit's clipping of pixels its model cannot
+A resolved companion closer than ``keep_radius`` and within the arcs' reach is kept; the joint fit's clipping of pixels its model cannot
 describe (:func:`lensnet.refine.refine_lenses`) then takes what it can.
 """
 
@@ -32,8 +39,9 @@ from astropy.stats import sigma_clipped_stats
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 from scipy.ndimage import binary_dilation
 
-__all__ = ["ARC_ANGLE_DEG", "ARC_ELONGATION", "DETECT_SIGMA", "GROW_PIXELS", "KEEP_RADIUS", "MIN_PIXELS",
-           "POINT_ELONGATION", "POINT_FWHM_RATIO", "POINT_SNR", "neighbour_mask"]
+__all__ = ["ARC_ANGLE_DEG", "ARC_ELONGATION", "ARC_RADIUS_FACTOR", "ARC_SNR", "DETECT_SIGMA", "GROW_PIXELS",
+           "KEEP_RADIUS", "MIN_CUT_RADIUS", "MIN_PIXELS", "POINT_ELONGATION", "POINT_FWHM_RATIO", "POINT_SNR",
+           "neighbour_mask"]
 
 #: Detection threshold, in sky rms above the sky.
 DETECT_SIGMA = 2.0
@@ -46,6 +54,13 @@ KEEP_RADIUS = 3.0
 ARC_ELONGATION = 1.25
 #: ...along a direction within this many degrees of the tangent.
 ARC_ANGLE_DEG = 30.0
+#: A source within the keep radius, not stretched along the tangent, is a neighbour beyond this many times the
+#: radius of the outermost arc...
+ARC_RADIUS_FACTOR = 1.5
+#: ...whose peak is at least this many sky rms...
+ARC_SNR = 10.0
+#: ...and beyond this many arcsec in any case: a bright stretched residual of the lens's core does not set the cut.
+MIN_CUT_RADIUS = 2.0
 #: Pixels added around a neighbour (its wings below the threshold).
 GROW_PIXELS = 2
 #: A source near the lens whose peak is at least this many sky rms...
@@ -90,24 +105,26 @@ def neighbour_mask(data: np.ndarray, valid: np.ndarray, center: tuple[float, flo
     cx, cy = center
     row, col = int(round(min(max(cy, 0), data.shape[0] - 1))), int(round(min(max(cx, 0), data.shape[1] - 1)))
     central = int(segments.data[row, col])
-    neighbours = []
+    sources = []  # (label, distance in arcsec, stretched along the tangent, the source)
     for source in SourceCatalog(data - sky, segments, mask=~valid):
-        if source.label == central:
-            continue
         x, y = float(source.x_centroid), float(source.y_centroid)
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        distance = math.hypot(x - cx, y - cy) * pixel_scale
-        if distance <= keep_radius:
-            if psf is None or not _unresolved(source, smooth[segments.data == source.label].max(), rms, psf):
-                continue
-            neighbours.append(source.label)
+        if source.label == central or not (math.isfinite(x) and math.isfinite(y)):
             continue
         tangent = math.degrees(math.atan2(y - cy, x - cx)) + 90.0
         off = abs((float(source.orientation.value) - tangent + 90.0) % 180.0 - 90.0)
-        if float(source.elongation) >= ARC_ELONGATION and off <= ARC_ANGLE_DEG:
-            continue  # an arc beyond the keep radius
-        neighbours.append(source.label)
+        sources.append((source.label, math.hypot(x - cx, y - cy) * pixel_scale,
+                        float(source.elongation) >= ARC_ELONGATION and off <= ARC_ANGLE_DEG, source))
+    arc_radii = [distance for _, distance, arc, source in sources
+                 if arc and distance <= keep_radius and float(source.max_value) >= ARC_SNR * rms]
+    cut = max(MIN_CUT_RADIUS, ARC_RADIUS_FACTOR * max(arc_radii)) if arc_radii else math.inf
+    neighbours = []
+    for label, distance, arc, source in sources:
+        if distance <= keep_radius:
+            if (not arc and distance > cut) or (
+                    psf is not None and _unresolved(source, smooth[segments.data == label].max(), rms, psf)):
+                neighbours.append(label)
+        elif not arc:  # an arc beyond the keep radius is kept
+            neighbours.append(label)
     if neighbours:
         mask = binary_dilation(np.isin(segments.data, neighbours), iterations=GROW_PIXELS) & valid
     return mask, len(neighbours)
