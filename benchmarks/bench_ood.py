@@ -64,11 +64,12 @@ def main() -> dict:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ood_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
     flagged = result["simulated"]
-    non = [v for k, v in flagged.items() if k != "test lenses"]
+    non = [flagged[kind] for kind in ood["fit_set"]["kinds"]]
     lines = [f"# Out-of-distribution flag ({result['date']})", "",
              f"`python benchmarks/bench_ood.py`; threshold {ood['threshold']:.3f} (the {100 * ood['quantile']:g}th "
              f"percentile of held-out lenses' scores). Simulated: measured by `lensnet calibrate --ood` on sets its "
              f"fit never saw ({ood['test_set']['num']} test lenses of seed {ood['test_set']['seed']}, "
+             f"{ood['fit_set'].get('num_deblended', 0) // 2} deblended test lenses, "
              f"{ood['fit_set']['num_per_kind']} non-lenses of each kind).", "",
              "| set | flagged |", "|---|---|"]
     lines += [f"| {k} | {100 * v:.1f}% |" for k, v in flagged.items()]

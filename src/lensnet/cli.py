@@ -270,8 +270,9 @@ def evaluate(weights, checkpoint, preset, config_path, symmetrize, num, seed, ba
 @click.option("--seed", default=2025, show_default=True, help="Seed of the fit set.")
 @click.option("--dry-run", is_flag=True, help="Report the temperatures and coverage, leave the card as it is.")
 @click.option("--ood", is_flag=True,
-              help="Fit the out-of-distribution head instead (lenses vs simulated non-lenses; --num lenses, a fifth "
-                   "as many non-lenses of each kind, seeds from --seed) and report the fractions it flags.")
+              help="Fit the out-of-distribution head instead (lenses vs simulated non-lenses; --num lenses, a "
+                   "fifth as many deblended ones and of each kind of non-lens, seeds from --seed) and report the "
+                   "fractions it flags.")
 @click.option("--no-progress-bar", is_flag=True, help="Disable the progress bar (for logs).")
 def calibrate(weights, num, seed, dry_run, ood, no_progress_bar):
     """Calibrate a shipped model's uncertainties (a temperature and a 95% width per parameter) into its card;
@@ -283,8 +284,8 @@ def calibrate(weights, num, seed, dry_run, ood, no_progress_bar):
     if ood:
         from lensnet.evaluate.ood import run_ood_fit
 
-        entry = run_ood_fit(weights, num=num, num_per_kind=max(num // 5, 10), seed=seed, write=not dry_run,
-                            progress=not no_progress_bar)
+        entry = run_ood_fit(weights, num=num, num_per_kind=max(num // 5, 10), num_deblended=max(num // 5, 2),
+                            seed=seed, write=not dry_run, progress=not no_progress_bar)
         flagged = entry["flagged"]
         click.echo(text_table(["flagged", *flagged], [("fraction", *(f"{v:.3f}" for v in flagged.values()))]))
         click.echo("card unchanged (--dry-run)" if dry_run else f"wrote the OOD head into the card of {weights}")

@@ -19,13 +19,13 @@ from astropy.io import fits
 
 from lensnet.deblend.figure import deblend_figure
 from lensnet.deblend.ica import ica_deblend
-from lensnet.deblend.sersic_fit import fit_lens_light
+from lensnet.deblend.sersic_fit import SersicFit, fit_lens_light
 from lensnet.errors import LensnetValueError
 from lensnet.io.atomic import check_writable
 from lensnet.io.fits import EXPOSURE_NAMES, provenance_cards, read_image_hdu, read_image_with_extensions, write_hdulist
 from lensnet.preprocess.real import celestial_wcs, header_pixel_scale, pixel_to_sky
 
-__all__ = ["METHODS", "DeblendedImage", "deblend_fits", "write_deblended"]
+__all__ = ["METHODS", "DeblendedImage", "deblend_fits", "sersic_deblend", "write_deblended"]
 
 #: Deblending methods: ICA of two bands, or a Sérsic fit to one.
 METHODS = ("ica", "sersic")
@@ -72,14 +72,7 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
         raise LensnetValueError("ICA needs two bands: give the second band's FITS file (or use method 'sersic')")
     first = _Band.read(band1, hdu, psf1, pixel_scale)
     if method == "sersic":
-        fit = fit_lens_light(first.data, first.scale, noise=first.noise, psf=first.psf)
-        h, w = first.data.shape
-        y, x = np.mgrid[:h, :w]
-        cx, cy = (fit.params["center_x"] / first.scale + (w - 1) / 2, fit.params["center_y"] / first.scale + (h - 1) / 2)
-        r = np.hypot(x - cx, y - cy) * first.scale
-        sigma = np.ones_like(fit.arcs) if first.noise is None else first.noise
-        normalised = np.divide(fit.arcs, sigma, out=np.zeros_like(fit.arcs), where=sigma > 0)
-        core = r < _misfit_radius(normalised, r, fit.mask)
+        fit, core = sersic_deblend(first.data, first.scale, noise=first.noise, psf=first.psf)
         panels = [(f"input ({first.label})", first.data), ("Sérsic lens light", fit.model), ("arcs: input - Sérsic", fit.arcs)]
         summary = (f"Sérsic lens light: R = {fit.params['R_sersic']:.2f}\", n = {fit.params['n_sersic']:.2f}, "
                    f"reduced chi2 {fit.reduced_chi2:.2f}")
@@ -98,7 +91,8 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
               (f"baseline: {band.label} - Sérsic", baseline.arcs)]
     summary = (f"ICA{' (PSF-matched)' if psfs[0] is not None else ''}: arcs in {band.label}, colour "
                f"{second.label}/{first.label} {result.colour[0]:.2f} (arcs) vs {result.colour[1]:.2f} (lens); "
-               f"{int(result.mask.sum())} pixels masked")
+               f"{int(result.mask.sum())} pixels masked; {second.label} shifted by ({result.offset[0]:+.2f}, "
+               f"{result.offset[1]:+.2f}) pixels onto {first.label}")
     return DeblendedImage(result.arcs, result.lens, result.mask, first.header, first.scale, method, panels, summary,
                           first.exposure)
 
@@ -124,6 +118,20 @@ def write_deblended(deblended: DeblendedImage, output: str | Path, figure: str |
                                     mask=deblended.mask, pixel_to_sky=pixel_to_sky(celestial_wcs(deblended.header)),
                                     unit=str(deblended.header.get("BUNIT", "")).strip()))
     return paths
+
+
+def sersic_deblend(data: np.ndarray, pixel_scale: float, *, noise: np.ndarray | float | None = None,
+                   psf: np.ndarray | None = None) -> tuple[SersicFit, np.ndarray]:
+    """The Sérsic fit of ``data``'s lens light (:func:`~lensnet.deblend.fit_lens_light`) and the core to mask
+    when estimating from its arcs: out to where the fit's residuals stop (:func:`_misfit_radius`)."""
+    fit = fit_lens_light(data, pixel_scale, noise=noise, psf=psf)
+    h, w = data.shape
+    y, x = np.mgrid[:h, :w]
+    cx, cy = (fit.params["center_x"] / pixel_scale + (w - 1) / 2, fit.params["center_y"] / pixel_scale + (h - 1) / 2)
+    r = np.hypot(x - cx, y - cy) * pixel_scale
+    sigma = np.ones_like(fit.arcs) if noise is None else np.broadcast_to(np.asarray(noise, dtype=np.float64), data.shape)
+    normalised = np.divide(fit.arcs, sigma, out=np.zeros_like(fit.arcs), where=sigma > 0)
+    return fit, r < _misfit_radius(normalised, r, fit.mask)
 
 
 def _misfit_radius(residual: np.ndarray, r: np.ndarray, arcs: np.ndarray, step: float = 0.04) -> float:

@@ -106,7 +106,9 @@ def card_markdown(card: dict) -> str:
     if ood:
         fit, flagged = ood.get("fit_set", {}), ood.get("flagged", {})
         lines += ["", "## Out-of-distribution flag", "",
-                  f"{ood.get('method', '?')}, fitted on {fit.get('num', '?')} lenses and {fit.get('num_per_kind', '?')} "
+                  f"{ood.get('method', '?')}, fitted on {fit.get('num', '?')} lenses"
+                  + (f" and {fit['num_deblended']} deblended ones" if fit.get("num_deblended") else "") +
+                  f" against {fit.get('num_per_kind', '?')} "
                   f"non-lenses of each kind (seed {fit.get('seed', '?')}); threshold {ood['threshold']:.3f}, the "
                   f"{100 * ood.get('quantile', 0):g}th percentile of held-out lenses. Fraction flagged on data the fit "
                   "never saw:", "", "| " + " | ".join(flagged) + " |", "|" + "---|" * len(flagged),
