@@ -15,7 +15,8 @@ pixels of the two bands. Before it:
   arcs. Arcs near the core pull the correlation's peak too, by an amount that depends on the window and is
   mostly under half a pixel: the offset is applied only where the two windows agree on it within
   :data:`REGISTER_AGREEMENT` pixels and it exceeds :data:`MIN_SHIFT` pixels (of 100 two-band simulations, whose
-  bands need no shift, 1 was shifted, by 0.89 pixels: ``benchmarks/bench_deblend.py``);
+  bands need no shift, 1 was shifted, by 0.89 pixels: ``benchmarks/bench_deblend.py``). The small window sees
+  offsets up to its radius: bands farther apart must be co-registered first (with their WCS);
 - masks, as the paper: a disc of ``mask_radius`` (0.2") on the lens centre, where the lens core's colour
   gradient breaks the two-component model, and discs on cosmic rays (L.A.Cosmic, van Dokkum 2001, by
   astroscrappy, in either band).
@@ -45,7 +46,7 @@ from sklearn.decomposition import FastICA
 
 from lensnet.errors import LensnetShapeError, LensnetValueError
 
-__all__ = ["MAX_OFFSET", "MIN_SHIFT", "REGISTER_AGREEMENT", "REGISTER_RADII", "IcaResult", "ica_deblend", "lens_center"]
+__all__ = ["MIN_SHIFT", "REGISTER_AGREEMENT", "REGISTER_RADII", "IcaResult", "ica_deblend", "lens_center"]
 
 #: arcsec: radii of the windows about the lens centre in which the bands' offset is measured...
 REGISTER_RADII = (0.15, 0.5)
@@ -53,8 +54,6 @@ REGISTER_RADII = (0.15, 0.5)
 REGISTER_AGREEMENT = 0.15
 #: ...for an offset of more than this many pixels to be applied.
 MIN_SHIFT = 0.5
-#: An offset larger than this many arcsec means the bands are not co-registered cutouts of one lens.
-MAX_OFFSET = 0.25
 
 
 @dataclass
@@ -131,8 +130,7 @@ def ica_deblend(band1: np.ndarray, band2: np.ndarray, pixel_scale: float, *, psf
     LensnetShapeError
         If the bands (or PSFs) are not 2-D images of one shape.
     LensnetValueError
-        If only one PSF is given, the pixel scale is not positive, too few pixels are left, or the bands are offset
-        by more than :data:`MAX_OFFSET` on the lens's core.
+        If only one PSF is given, the pixel scale is not positive, or too few pixels are left.
     """
     b = [np.asarray(x, dtype=np.float64) for x in (band1, band2)]
     if b[0].ndim != 2 or b[0].shape != b[1].shape:
@@ -200,9 +198,6 @@ def _register(band1: np.ndarray, band2: np.ndarray, invalid: np.ndarray, center:
         offsets.append(phase_cross_correlation(band1[window], band2[window], upsample_factor=100,
                                                normalization=None)[0])
     dy, dx = offsets[-1]
-    if np.hypot(dx, dy) * pixel_scale > MAX_OFFSET and np.hypot(*(offsets[0] - offsets[-1])) <= REGISTER_AGREEMENT:
-        raise LensnetValueError(f"the two bands' lens cores are {np.hypot(dx, dy) * pixel_scale:.2f}\" apart (more than "
-                                f"{MAX_OFFSET}\"): co-register the bands first")
     if np.hypot(*(offsets[0] - offsets[-1])) > REGISTER_AGREEMENT or np.hypot(dx, dy) <= MIN_SHIFT:
         return band2, np.zeros_like(invalid), (0.0, 0.0)
     moved = shift_image(invalid.astype(np.float64), (dy, dx), order=1, mode="constant", cval=1.0) > 0.01
