@@ -259,7 +259,7 @@ def refine_lenses(data: ImageData, start: torch.Tensor, start_sigma: torch.Tenso
                            half_width)
     per_round = max(1, max_iter // ROUNDS)
     light, residual = fit_lens_light(data, mu[:, 3:5], spec.lens_light, max(1, per_round // 2), supersample,
-                                     theta_e=mu[:, 0])
+                                     theta_e=mu[:, 0], theta_e_spread=spread[:, 0])
     index = torch.arange(b).repeat(restarts)
     penalty = _Prior(mu, s) if prior else None
     if spec == SIE_SERSIC:
@@ -383,11 +383,14 @@ def _peak_starts(residual: torch.Tensor, data: ImageData, count: int) -> list[to
 
 
 def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_iter: int, supersample: int = 1,
-                   theta_e: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+                   theta_e: torch.Tensor | None = None, theta_e_spread: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The lens light's profiles fitted alone (a Sersic or two and the background, no source), from a round
     profile of the image's half-light radius at ``center`` (B, 2). The arcs would pull the profiles out into a
     halo: with ``theta_e`` (B,), an estimate of the Einstein radius, the first fit leaves out the annulus
-    0.5-1.5 theta_e where they lie; then pixels more than :data:`ARC_CLIP` sigma above the first fit, and their
+    0.5-1.5 theta_e where they lie, out to theta_e + ``theta_e_spread`` (B,; the estimate's uncertainty) where
+    that is farther (arcs at 1.58" outside the annulus of a network's 0.97 +- 0.45" pulled a Sersic 2" off the
+    lens, to R 10" and n 8, and every start that followed, to a joint optimum 0.43" short); then pixels more than :data:`ARC_CLIP` sigma above the first fit, and their
     neighbours, are left out of a second fit (as :func:`lensnet.deblend.sersic_fit.fit_lens_light` does). Both
     fits hold the first Sersic's index near 4 and its radius near the start's (Gaussian priors of
     :data:`LIGHT_INDEX_SPREAD` and of the start's radius): with the arcs fitted as lens light, or masked, R and n
@@ -409,7 +412,8 @@ def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_i
     if theta_e is not None:
         x, y = data.grid.coordinates(1, dtype=data.image.dtype)
         r = torch.sqrt((x - center[:, 0, None, None]) ** 2 + (y - center[:, 1, None, None]) ** 2)
-        ring = (r > 0.5 * theta_e[:, None, None]) & (r < 1.5 * theta_e[:, None, None])
+        outer = 1.5 * theta_e if theta_e_spread is None else torch.maximum(1.5 * theta_e, theta_e + theta_e_spread)
+        ring = (r > 0.5 * theta_e[:, None, None]) & (r < outer[:, None, None])
         first = replace(data, mask=data.mask | ring)
     # The first component's radius and index held near a de Vaucouleurs profile of the start's radius: on its
     # own, under arcs or with them masked, a Sersic's R and n are degenerate and ran to their bounds. _Prior acts
