@@ -1,9 +1,10 @@
 """How much worse do a real lens's pixels fit at its published θE? The default joint fit of ``bench_real.py``
 (``lensnet predict --refine --lens-light sersic --shear``) run twice on one lens: as the network starts it, and
-with θE held at the published value (the start's θE set to it and its prior's 1σ to 0.002″, the least spread
-the fit takes as a prior, so that a pull of 0.05″ costs 312 in χ²/2; the other parameters started round and free). Both optima are compared on the pixels the data gave, each pixel's χ²
-capped at the fit's clipping threshold (5σ, squared) as the fit ranks its own starts: a positive difference
-says the data, read by an SIE + shear, prefer lensnet's θE to the published one.
+with θE held at the published value (the start's θE set to it and its prior's 1σ to 0.002″, the least spread the
+fit takes as a prior, so that a pull of 0.05″ costs 312 in χ²/2; the other parameters started round and free). Both
+optima are compared on the pixels the data gave, each pixel's χ² capped at the fit's clipping threshold (5σ,
+squared) as the fit ranks its own starts: a positive difference says the data, read by an SIE + shear, prefer
+lensnet's θE to the published one.
 
 The catalogue has no option to hold a parameter, so the fit's entry point is wrapped here.
 

@@ -385,17 +385,18 @@ def _peak_starts(residual: torch.Tensor, data: ImageData, count: int) -> list[to
 def fit_lens_light(data: ImageData, center: torch.Tensor, lens_light: str, max_iter: int, supersample: int = 1,
                    theta_e: torch.Tensor | None = None, theta_e_spread: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """The lens light's profiles fitted alone (a Sersic or two and the background, no source), from a round
-    profile of the image's half-light radius at ``center`` (B, 2). The arcs would pull the profiles out into a
-    halo: with ``theta_e`` (B,), an estimate of the Einstein radius, the first fit leaves out the annulus
-    0.5-1.5 theta_e where they lie, out to theta_e + ``theta_e_spread`` (B,; the estimate's uncertainty) where
-    that is farther (arcs at 1.58" outside the annulus of a network's 0.97 +- 0.45" pulled a Sersic 2" off the
-    lens, to R 10" and n 8, and every start that followed, to a joint optimum 0.43" short); then pixels more
-    than :data:`ARC_CLIP` sigma above the first fit, and their neighbours, are left out of a second fit (as :func:`lensnet.deblend.sersic_fit.fit_lens_light` does). Both
-    fits hold the first Sersic's index near 4 and its radius near the start's (Gaussian priors of
-    :data:`LIGHT_INDEX_SPREAD` and of the start's radius): with the arcs fitted as lens light, or masked, R and n
-    are degenerate (chi^2 within 10-100 of the truth's at R 5", n 7), and 7 of 8 simulated lenses ran to the
-    bounds (R 10", n 8), from where the joint fit of 1 or 2 in 8 ended in a wrong minimum.
+    """The lens light's profiles fitted alone (a Sersic or two and the background, no source), from a round profile
+    of the image's half-light radius at ``center`` (B, 2). The arcs would pull the profiles out into a halo: with
+    ``theta_e`` (B,), an estimate of the Einstein radius, the first fit leaves out the annulus 0.5-1.5 theta_e where
+    they lie, out to theta_e + ``theta_e_spread`` (B,; the estimate's uncertainty) where that is farther (arcs at
+    1.58" outside the annulus of a network's 0.97 +- 0.45" pulled a Sersic 2" off the lens, to R 10" and n 8, and
+    every start that followed, to a joint optimum 0.43" short); then pixels more than :data:`ARC_CLIP` sigma above
+    the first fit, and their neighbours, are left out of a second fit (as
+    :func:`lensnet.deblend.sersic_fit.fit_lens_light` does). Both fits hold the first Sersic's index near 4 and its
+    radius near the start's (Gaussian priors of :data:`LIGHT_INDEX_SPREAD` and of the start's radius): with the arcs
+    fitted as lens light, or masked, R and n are degenerate (chi^2 within 10-100 of the truth's at R 5", n 7), and 7
+    of 8 simulated lenses ran to the bounds (R 10", n 8), from where the joint fit of 1 or 2 in 8 ended in a wrong
+    minimum.
 
     Returns
     -------
