@@ -334,8 +334,9 @@ def _hdu(text: str | None) -> int | str | None:
     return int(text) if text is not None and text.lstrip("-").isdigit() else text
 
 
-def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool) -> str:
-    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits."""
+def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool) -> list[str]:
+    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits;
+    with ICA also the first band's Sérsic-fit arcs as <catalogue>_arcs_sersic.fits, for the network to choose."""
     from pathlib import Path
 
     from lensnet.deblend.files import deblend_fits, write_deblended
@@ -348,7 +349,24 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_sc
     stem = Path(output).with_suffix("")
     arcs, figure = write_deblended(deblended, f"{stem}_arcs.fits", f"{stem}_arcs.png", overwrite=overwrite)
     click.echo(f"{deblended.summary}; wrote {arcs} and {figure}")
-    return str(arcs)
+    if deblended.alternative is None:
+        return [str(arcs)]
+    (alternative,) = write_deblended(deblended.alternative, f"{stem}_arcs_sersic.fits", overwrite=overwrite)
+    return [str(arcs), str(alternative)]
+
+
+def _surer(predictor, candidates: list[str], options: dict) -> str:
+    """Of the deblended images of one lens, the one whose θE the network is surer of (said on the terminal)."""
+    from pathlib import Path
+
+    from lensnet.inference.catalog import most_certain
+
+    if len(candidates) == 1:
+        return candidates[0]
+    best, table = most_certain(predictor, candidates, **options)
+    sigmas = ", ".join(f"{Path(row['file']).name} {row['theta_E_sigma']:.3f}\"" for row in table if not row["error"])
+    click.echo(f"the network reads {Path(candidates[best]).name}, the arcs whose θE it is surer of (1σ: {sigmas})")
+    return candidates[best]
 
 
 #: Options of how FITS inputs are read, shared by `predict` and `refine`.
@@ -485,23 +503,26 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
     # The processes a distributed run starts (LOCAL_RANK > 0) and other nodes' run under the first one's lock.
     started = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
     with contextlib.nullcontext() if started else output_lock(output):
-        fit_files = fit_hdu = None
-        if deblend_with:
-            if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
-                fit_files, fit_hdu = list(inputs), _hdu(hdu)
-            if plane is not None:
-                raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
-            inputs = [_deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite or resume)]
-            hdu = "0"
-        options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
-                       center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
-                       cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
         if checkpoint:
             from lensnet.evaluate import load_model
 
             predictor = load_model(checkpoint, "cpu" if distributed else device)
         else:  # a shipped model loads without importing training and evaluation (seconds at every start)
             predictor = load_pretrained(weights or DEFAULT_PRETRAINED, device="cpu" if distributed else device)
+        fit_files = fit_hdu = None
+        candidates = None
+        if deblend_with:
+            if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
+                fit_files, fit_hdu = list(inputs), _hdu(hdu)
+            if plane is not None:
+                raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
+            candidates = _deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite or resume)
+            hdu = "0"
+        options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
+                       center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
+                       cosmic_rays=cosmic_rays, keep_neighbours=keep_neighbours)
+        if candidates:
+            inputs = [_surer(predictor, candidates, options)]
         run = dict(partial=journal_path(output), resume=resume, overwrite=overwrite, batch_size=batch_size,
                    progress=not no_progress_bar)
         fit = None

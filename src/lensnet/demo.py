@@ -35,6 +35,7 @@ from lensnet.deblend.files import deblend_fits, write_deblended
 from lensnet.errors import LensnetRangeError
 from lensnet.evaluate import evaluate_predictor, model_simulation_config
 from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained, training_images
+from lensnet.inference.catalog import most_certain
 from lensnet.refine.catalog import refine_fits
 from lensnet.refine.model import ModelSpec
 from lensnet.io.atomic import check_writable
@@ -179,8 +180,9 @@ def estimate_test_lenses(num: int = DEMO_TEST_LENSES, seed: int = 0,
 
 def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> list[dict]:
     """Remove the lens light of the example lenses, estimate them with a shipped model, fit the joint model to
-    the images and print both beside the published models; writes ``<stem>_<lens>_arcs.fits``, the deblending
-    figure ``<stem>_<lens>.png`` and the fit's ``<file>_refined.png`` beside them.
+    the images and print both beside the published models; writes ``<stem>_<lens>_arcs.fits`` (with two bands
+    also the first band's Sérsic-fit arcs, ``<stem>_<lens>_arcs_sersic.fits``: the network reads the arcs whose θE
+    it is surer of), the deblending figure ``<stem>_<lens>.png`` and the fit's ``<file>_refined.png`` beside them.
 
     Returns the catalogue row of each lens (a dict).
     """
@@ -193,6 +195,11 @@ def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> lis
                                  method="sersic" if lens.band2 is None else "ica")
         arcs, figure = write_deblended(deblended, f"{stem}_{lens.slug}_arcs.fits", f"{stem}_{lens.slug}.png",
                                        overwrite=True)
+        if deblended.alternative is not None:  # ICA's arcs and the Sérsic fit's: the network keeps the surer
+            candidates = [arcs, *write_deblended(deblended.alternative, f"{stem}_{lens.slug}_arcs_sersic.fits",
+                                                 overwrite=True)]
+            mask = None if lens.mask is None else EXAMPLES / lens.mask
+            arcs = candidates[most_certain(predictor, candidates, mask=mask)[0]]
         # The network sees the arcs; the joint model (lens light, SIE + shear, source) is fitted to the image.
         table = refine_fits(predictor, [arcs], fit_files=[EXAMPLES / lens.band1], spec=JOINT_MODEL,
                             mask=None if lens.mask is None else EXAMPLES / lens.mask, figures=Path(stem).parent,

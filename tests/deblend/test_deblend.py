@@ -11,6 +11,7 @@ from matplotlib.image import imread
 from lensnet.cli import cli
 from lensnet.deblend import fit_lens_light, ica_deblend
 from lensnet.deblend.figure import deblend_figure
+from lensnet.deblend.files import deblend_fits
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.sources.sersic import sersic_profile
 
@@ -146,6 +147,22 @@ def test_cli_deblend_keeps_the_header_and_writes_the_figure(tmp_path):
     with fits.open(tmp_path / "e.fits") as hdul:
         assert [h.name for h in hdul] == ["PRIMARY", "LENS", "MASK", "EXPTIME"]
         np.testing.assert_array_equal(hdul["EXPTIME"].data, exposure.data)
+
+
+def test_ica_carries_the_first_bands_sersic_arcs_as_its_alternative(tmp_path):
+    lens, arc = _lens_and_arc()
+    rng = np.random.default_rng(2)
+    header = fits.Header({"PIXSCALE": SCALE})
+    for k, (a, b) in enumerate(((0.4, 1.0), (1.0, 0.3))):
+        fits.PrimaryHDU((a * lens + b * arc + rng.normal(0, 0.002, lens.shape)).astype(np.float32),
+                        header=header).writeto(tmp_path / f"b{k}.fits")
+    ica = deblend_fits(tmp_path / "b0.fits", tmp_path / "b1.fits", method="ica")
+    alone = deblend_fits(tmp_path / "b0.fits", method="sersic")
+    assert ica.method == "ica" and alone.alternative is None
+    assert ica.alternative.method == "sersic" and ica.alternative.alternative is None
+    np.testing.assert_allclose(ica.alternative.arcs, alone.arcs)
+    np.testing.assert_array_equal(ica.alternative.mask, alone.mask)
+    np.testing.assert_allclose(ica.panels[-1][1], alone.arcs)  # the figure's baseline is the alternative
 
 
 def test_a_figure_panel_on_its_own_axes_skips_the_image_mask(tmp_path):
