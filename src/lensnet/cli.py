@@ -451,7 +451,8 @@ def _with_options(*groups):
 @click.option("--sky-center", help="Cutout centre RA,DEC in degrees (needs a WCS).")
 @click.option("--symmetrize", is_flag=True, help="Average over the 8 rotations and reflections (8x the compute).")
 @click.option("--deblend", "deblend_with", metavar="BAND2|sersic",
-              help="Remove the lens light first: ICA with this second band's FITS file, or 'sersic' (one input).")
+              help="Remove the lens light first: ICA with this second band's FITS file (the network also reads the "
+                   "first band's Sersic-fit arcs and keeps the estimate it is surer of), or 'sersic' (one input).")
 @click.option("--lenstronomy", "lenstronomy_json", type=click.Path(dir_okay=False),
               help="Also write each lens as lenstronomy kwargs_lens (JSON).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per forward pass.")
