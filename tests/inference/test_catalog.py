@@ -207,6 +207,71 @@ def test_position_angle_and_sky_centre_follow_a_rotated_or_flipped_wcs(predictor
     assert (stored["ra"], stored["dec"]) == pytest.approx((original["ra"], original["dec"]), abs=0.1 * 0.05 / 3600)
 
 
+#: Archive layouts: the image HDU's name, and the maps beside it (name, shape: "image" or a small PSF).
+LAYOUTS = {
+    "hst drizzled": ("SCI", [("WHT", "image"), ("CTX", "image")]),
+    "hst flt": ("SCI", [("ERR", "image"), ("DQ", "image")]),
+    "euclid": ("VIS_FLUX", [("VIS_RMS", "image"), ("VIS_PSF", "psf")]),
+    "plain primary": ("", []),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_archive_layout_with_a_rotated_wcs_gives_the_position_angle_on_the_sky(predictor, lens_files, tmp_path,
+                                                                                   layout):
+    """The lens stored rotated by 90 degrees (its WCS saying so) in an HST drizzled, HST flt, Euclid or plain file:
+    the image HDU is found by its name, and the position angle east of north is the unrotated file's within 1°."""
+    paths, _ = lens_files
+    with fits.open(paths[0]) as hdul:
+        frame, header = hdul[0].data, hdul[0].header
+    w = WCS(header)
+    turned = WCS(naxis=2)
+    turned.wcs.ctype, turned.wcs.crval = w.wcs.ctype, w.wcs.crval
+    turned.wcs.crpix = [w.wcs.crpix[1], frame.shape[1] - w.wcs.crpix[0] + 1]
+    turned.wcs.cd = w.pixel_scale_matrix @ np.array([[0, -1], [1, 0]])  # new (x', y') shows old (W - 1 - y', x')
+    image = np.ascontiguousarray(np.rot90(frame))
+    name, maps = LAYOUTS[layout]
+    arrays = {"image": np.ones_like(image), "psf": np.pad([[1.0]], 10).astype(np.float32)}
+    if name:
+        hdus = [fits.PrimaryHDU(), fits.ImageHDU(image, header=turned.to_header(), name=name)]
+        hdus += [fits.ImageHDU(arrays[kind] * (0 if extension == "DQ" else 1), name=extension)
+                 for extension, kind in maps]
+    else:
+        hdus = [fits.PrimaryHDU(image, header=turned.to_header())]
+    path = tmp_path / f"{layout.replace(' ', '_')}.fits"
+    fits.HDUList(hdus).writeto(path)
+    original = predictor.predict_fits(paths[:1], center=(99.5, 89.5), symmetrize=True, progress=False)[0]
+    stored = predictor.predict_fits([path], center=(89.5, 99.5), symmetrize=True, progress=False)[0]
+    assert stored["error"] == "" and stored["hdu"] == (name or "0")
+    difference = abs(stored["pa"] - original["pa"]) % 180
+    assert min(difference, 180 - difference) < 1.0
+    assert stored["theta_E"] == pytest.approx(original["theta_E"], abs=0.01)
+
+
+def test_cosmic_rays_and_a_companion_added_to_a_lens_are_masked_and_the_estimate_stays_within_its_sigma(
+        predictor, lens_files, tmp_path):
+    paths, _ = lens_files
+    with fits.open(paths[0]) as hdul:
+        frame, header = hdul[0].data.astype(np.float64), hdul[0].header
+    rng = np.random.default_rng(7)
+    dirty = frame.copy()
+    yy, xx = np.mgrid[:frame.shape[0], :frame.shape[1]]
+    dirty += 3.0 * np.exp(-((xx - 99.5 - 72) ** 2 + (yy - 89.5) ** 2) / (2 * 3.0 ** 2))  # a companion 3.6" west
+    for _ in range(25):  # cosmic-ray tracks of 1-4 pixels, 10-100 times the noise
+        y, x, length, step = rng.integers(5, 175), rng.integers(5, 195), rng.integers(1, 5), rng.integers(0, 2, 2)
+        for k in range(length):
+            dirty[y + k * step[0], x + k * step[1]] += rng.uniform(0.2, 2.0)
+    path = tmp_path / "dirty.fits"
+    fits.PrimaryHDU(dirty.astype(np.float32), header=header).writeto(path)
+    clean, hit = predictor.predict_fits([paths[0], path], center=(99.5, 89.5), progress=False)
+    assert hit["cosmic_rays"] and hit["n_neighbours"] >= 1 and hit["n_masked"] > clean["n_masked"]
+    for name in PARAM_NAMES:
+        assert abs(hit[name] - clean[name]) < clean[f"{name}_sigma"], name
+    loose = predictor.predict_fits([path], center=(99.5, 89.5), cosmic_rays=False, keep_neighbours=True,
+                                   progress=False)[0]
+    assert abs(loose["theta_E"] - clean["theta_E"]) > 3 * clean["theta_E_sigma"]  # unmasked, the companion pulls
+
+
 def test_any_flux_unit_gives_the_same_estimate_and_a_constant_image_is_an_error(predictor, lens_files, tmp_path):
     paths, _ = lens_files
     with fits.open(paths[0]) as hdul:
