@@ -103,7 +103,8 @@ def test_a_model_without_a_head_scores_nan():
 @shipped
 def test_the_example_lens_deblended_by_ica_is_not_flagged(predictor, tmp_path):
     """SL2S J0219-0829 as the paper treats it, ICA of two filters: its bands registered, its compact neighbours
-    masked, under a head fitted with deblended lenses among the lenses (all three were needed: score 0.997 before)."""
+    masked, under a head fitted with deblended lenses among the lenses (all three were needed: score 0.997 before).
+    Neither ICA's arcs nor the Sérsic fit's, which the network keeps as the surer, is flagged."""
     examples = Path(str(importlib.resources.files("lensnet") / "examples"))
     out = tmp_path / "j0219.ecsv"
     result = CliRunner().invoke(cli, ["predict", str(examples / "sl2sj0219-0829_F475X.fits"), "--deblend",
@@ -112,6 +113,9 @@ def test_the_example_lens_deblended_by_ica_is_not_flagged(predictor, tmp_path):
     assert result.exit_code == 0, result.output
     row = Table.read(out)[0]
     assert not row["ood"] and row["n_neighbours"] >= 4 and abs(row["theta_E"] / 1.285 - 1) < 0.25
+    both = predictor.predict_fits([tmp_path / "j0219_arcs.fits", tmp_path / "j0219_arcs_sersic.fits"], hdu=0,
+                                  progress=False)
+    assert not both["ood"].any() and both["n_neighbours"].min() >= 4
 
 
 @shipped
