@@ -39,6 +39,7 @@ from astropy.table import Table
 from click.testing import CliRunner
 from PIL import Image
 
+import lensnet.refine.catalog as catalog
 from lensnet.cli import cli
 from lensnet.conventions import autolens_to_params, e1e2_to_qphi
 from lensnet.io.atomic import atomic_output
@@ -119,6 +120,22 @@ def run_lens(name: str, path: Path, options: list[str], workdir: Path, posterior
     figure = workdir / f"{path.stem}_refined.png"
     out["figure"] = str(figure) if figure.exists() else ""
     return out
+
+
+def fit_through(path: Path, options: list[str], model: list[str], wrapper) -> None:
+    """One ``lensnet predict --refine`` of ``path`` (catalogue thrown away) with the fit's entry point
+    :func:`lensnet.refine.refine_lenses` replaced by ``wrapper(original)``: how the probes see or hold what the
+    catalogue's fit does (the catalogue has no option to hold a parameter)."""
+    original = catalog.refine_lenses
+    catalog.refine_lenses = wrapper(original)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            args = ["predict", str(path), *options, "--refine", *model, "-o", f"{work}/out.ecsv", "--no-progress-bar"]
+            outcome = CliRunner().invoke(cli, args, catch_exceptions=False)
+            if outcome.exit_code != 0:
+                raise SystemExit(outcome.output)
+    finally:
+        catalog.refine_lenses = original
 
 
 def q_interval(row: dict) -> tuple[float, float]:

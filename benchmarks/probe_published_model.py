@@ -9,8 +9,7 @@ the pixels the data gave, each pixel's χ² capped at the fit's clipping thresho
 own starts: a positive difference says the data, read by that model, prefer lensnet's values to the published ones.
 
 The position angle (east of north) is turned into the image's φ with the file's WCS; a file without one (the two
-examples) keeps the free fit's φ, and only the axis ratio is held. The catalogue has no option to hold a parameter,
-so the fit's entry point is wrapped here.
+examples) keeps the free fit's φ, and only the axis ratio is held.
 
 Usage::
 
@@ -23,15 +22,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from click.testing import CliRunner
 
-import lensnet.refine.catalog as catalog
-from lensnet.cli import cli
 from lensnet.conventions import e1e2_to_qphi, position_angle, qphi_to_e1e2
 from lensnet.io.fits import read_image_hdu
 from lensnet.preprocess.real import celestial_wcs, pixel_to_sky
@@ -39,7 +34,7 @@ from lensnet.refine.fit import CREDIBLE_SPREAD
 from lensnet.refine.model import model_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real import CASES, MATCHED, MODEL, published  # noqa: E402
+from bench_real import CASES, MATCHED, MODEL, fit_through, published  # noqa: E402
 
 #: The fit's clipping threshold (sigma; :func:`lensnet.refine.refine_lenses`' ``clip``).
 CLIP = 5.0
@@ -51,40 +46,33 @@ def fit(path: Path, options: list[str], model: list[str], theta_e: float | None 
         q: float | None = None, phi: float | None = None) -> dict:
     """One catalogue fit of ``path``: θE held at ``theta_e``, the shape at ``q`` and ``phi`` (radians, the image's
     frame) where given; its lens parameters and capped χ²."""
-    original = catalog.refine_lenses
     seen = {}
 
-    def wrapped(data, start, spread, **kwargs):
-        start, spread = start.clone(), spread.clone()
-        if theta_e is not None:
-            start[:, 0], spread[:, 0] = theta_e, CREDIBLE_SPREAD[0]
-        if q is not None:
-            e1, e2 = qphi_to_e1e2(torch.tensor(q, dtype=start.dtype), torch.tensor(phi, dtype=start.dtype))
-            start[:, 1], start[:, 2] = e1, e2
-            spread[:, 1:3] = CREDIBLE_SPREAD[1]
-        elif theta_e is not None:
-            start[:, 1:3] = 0.0
-        result = original(data, start, spread, **kwargs)
-        with torch.no_grad():
-            image, _, _ = model_images(result.params, data, 1, result.spec)
-            chi2 = ((data.image - image) / data.sigma) ** 2
-        given = ~data.mask
-        names = result.spec.names
-        seen.update({name: float(result.params[0, names.index(name)]) for name in names
-                     if name in ("theta_E", "e1", "e2", "center_x", "center_y", "gamma", "gamma1", "gamma2")},
-                    capped=float(chi2[given].clamp_max(CLIP ** 2).sum()), pixels=int(given.sum()),
-                    reduced_chi2=float(result.reduced_chi2[0]))
-        return result
+    def wrapper(original):
+        def wrapped(data, start, spread, **kwargs):
+            start, spread = start.clone(), spread.clone()
+            if theta_e is not None:
+                start[:, 0], spread[:, 0] = theta_e, CREDIBLE_SPREAD[0]
+            if q is not None:
+                e1, e2 = qphi_to_e1e2(torch.tensor(q, dtype=start.dtype), torch.tensor(phi, dtype=start.dtype))
+                start[:, 1], start[:, 2] = e1, e2
+                spread[:, 1:3] = CREDIBLE_SPREAD[1]
+            elif theta_e is not None:
+                start[:, 1:3] = 0.0
+            result = original(data, start, spread, **kwargs)
+            with torch.no_grad():
+                image, _, _ = model_images(result.params, data, 1, result.spec)
+                chi2 = ((data.image - image) / data.sigma) ** 2
+            given = ~data.mask
+            names = result.spec.names
+            seen.update({name: float(result.params[0, names.index(name)]) for name in names
+                         if name in ("theta_E", "e1", "e2", "center_x", "center_y", "gamma", "gamma1", "gamma2")},
+                        capped=float(chi2[given].clamp_max(CLIP ** 2).sum()), pixels=int(given.sum()),
+                        reduced_chi2=float(result.reduced_chi2[0]))
+            return result
+        return wrapped
 
-    catalog.refine_lenses = wrapped
-    try:
-        with tempfile.TemporaryDirectory() as work:
-            args = ["predict", str(path), *options, "--refine", *model, "-o", f"{work}/out.ecsv", "--no-progress-bar"]
-            outcome = CliRunner().invoke(cli, args, catch_exceptions=False)
-            if outcome.exit_code != 0:
-                raise SystemExit(outcome.output)
-    finally:
-        catalog.refine_lenses = original
+    fit_through(path, options, model, wrapper)
     return seen
 
 
@@ -95,7 +83,8 @@ def sky_matrix(path: Path) -> np.ndarray | None:
 
 
 def image_angle(pa: float, matrix: np.ndarray) -> float:
-    """The image's φ (radians, counter-clockwise from +x) of an axis at position angle ``pa`` (degrees east of north)."""
+    """The image's φ (radians, counter-clockwise from +x) of an axis at position angle ``pa`` (degrees east of
+    north)."""
     phis = torch.linspace(0.0, math.pi, 36001, dtype=torch.float64)[:-1]
     pas = position_angle(phis, torch.from_numpy(matrix))
     miss = torch.remainder(pas - pa + 90.0, 180.0) - 90.0

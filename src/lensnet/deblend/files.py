@@ -104,7 +104,8 @@ def deblend_fits(band1: str | Path, band2: str | Path | None = None, *, method: 
 def _sersic_deblended(band: "_Band") -> DeblendedImage:
     """``band``'s lens light removed by the Sérsic fit, its core masked out to where the fit's residuals stop."""
     fit, core = sersic_deblend(band.data, band.scale, noise=band.noise, psf=band.psf)
-    panels = [(f"input ({band.label})", band.data), ("Sérsic lens light", fit.model), ("arcs: input - Sérsic", fit.arcs)]
+    panels = [(f"input ({band.label})", band.data), ("Sérsic lens light", fit.model),
+              ("arcs: input - Sérsic", fit.arcs)]
     summary = (f"Sérsic lens light: R = {fit.params['R_sersic']:.2f}\", n = {fit.params['n_sersic']:.2f}, "
                f"reduced chi2 {fit.reduced_chi2:.2f}")
     return DeblendedImage(fit.arcs, fit.model, core | ~np.isfinite(band.data), band.header, band.scale, "sersic",
