@@ -334,9 +334,10 @@ def _hdu(text: str | None) -> int | str | None:
     return int(text) if text is not None and text.lstrip("-").isdigit() else text
 
 
-def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool) -> list[str]:
-    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits;
-    with ICA also the first band's Sérsic-fit arcs as <catalogue>_arcs_sersic.fits, for the network to choose."""
+def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool):
+    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits
+    (figure <catalogue>_arcs.png); with ICA also the first band's Sérsic-fit arcs as <catalogue>_arcs_sersic.fits,
+    for the network to choose. Returns the arcs files and the :class:`~lensnet.deblend.files.DeblendedImage`."""
     from pathlib import Path
 
     from lensnet.deblend.files import deblend_fits, write_deblended
@@ -350,9 +351,29 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_sc
     arcs, figure = write_deblended(deblended, f"{stem}_arcs.fits", f"{stem}_arcs.png", overwrite=overwrite)
     click.echo(f"{deblended.summary}; wrote {arcs} and {figure}")
     if deblended.alternative is None:
-        return [str(arcs)]
+        return [str(arcs)], deblended
     (alternative,) = write_deblended(deblended.alternative, f"{stem}_arcs_sersic.fits", overwrite=overwrite)
-    return [str(arcs), str(alternative)]
+    return [str(arcs), str(alternative)], deblended
+
+
+def _critical_curve_drawn(deblended, output: str, row, center, sky_center) -> None:
+    """The deblending figure drawn again with the critical curve of the network's estimate ``row``."""
+    from pathlib import Path
+
+    from astropy.coordinates import SkyCoord
+
+    from lensnet.conventions import PARAM_NAMES
+    from lensnet.deblend.files import critical_map, deblended_figure
+    from lensnet.preprocess.real import celestial_wcs
+
+    h, w = deblended.arcs.shape
+    if sky_center is not None:
+        center = celestial_wcs(deblended.header).world_to_pixel(SkyCoord(*sky_center, unit="deg"))
+    offset = (0.0, 0.0) if center is None else tuple(
+        (float(c) - (n - 1) / 2) * deblended.pixel_scale for c, n in zip(center, (w, h)))
+    critical = critical_map(deblended, [row[name] for name in PARAM_NAMES], offset)
+    deblended_figure(deblended, f"{Path(output).with_suffix('')}_arcs.png", critical,
+                     note="critical curve of the network's estimate")
 
 
 def _surer(predictor, candidates: list[str], options: dict) -> str:
@@ -511,13 +532,13 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
         else:  # a shipped model loads without importing training and evaluation (seconds at every start)
             predictor = load_pretrained(weights or DEFAULT_PRETRAINED, device="cpu" if distributed else device)
         fit_files = fit_hdu = None
-        candidates = None
+        candidates = deblended = None
         if deblend_with:
             if refine_fit and lens_light != "none":  # the network sees the arcs, the joint fit the image itself
                 fit_files, fit_hdu = list(inputs), _hdu(hdu)
             if plane is not None:
                 raise click.UsageError("--deblend reads 2-D images: --plane cannot go with it")
-            candidates = _deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite or resume)
+            candidates, deblended = _deblended(inputs, deblend_with, output, hdu, pixel_scale, overwrite or resume)
             hdu = "0"
         options = dict(hdu=_hdu(hdu), plane=plane, pixel_scale=pixel_scale,
                        center=_pair(center, "--center"), sky_center=_pair(sky_center, "--sky-center"), mask=mask,
@@ -551,6 +572,8 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
             table = predict_fits(predictor, inputs, num_workers=workers, symmetrize=symmetrize, masks=masks, **run,
                                  **options)
         write_catalog(table, output, overwrite=overwrite)
+        if deblended is not None and not table["error"][0]:
+            _critical_curve_drawn(deblended, output, table[0], options["center"], options["sky_center"])
         if lenstronomy_json:
             write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
         for journal in journal_files(journal_path(output)):

@@ -31,7 +31,7 @@ import torch
 from matplotlib.colors import PowerNorm
 
 from lensnet.conventions import PARAM_NAMES
-from lensnet.deblend.files import deblend_fits, write_deblended
+from lensnet.deblend.files import critical_map, deblend_fits, deblended_figure, write_deblended
 from lensnet.errors import LensnetRangeError
 from lensnet.evaluate import evaluate_predictor, model_simulation_config
 from lensnet.inference import DEFAULT_PRETRAINED, list_pretrained, load_pretrained, training_images
@@ -206,6 +206,8 @@ def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> lis
                             progress=False)
         row = dict(zip(table.colnames, table[0]))
         rows.append(row)
+        deblended_figure(deblended, figure, critical_map(deblended, [row[name] for name in PARAM_NAMES]),
+                         note="critical curve of the network's estimate")
         click.echo(f"  {lens.name}: {deblended.summary}")
         click.echo(f"    network: theta_E = {row['theta_E']:.2f} +- {row['theta_E_sigma']:.2f}\", q = {row['q']:.2f}; "
                    f"joint model: theta_E = {row['theta_E_refined']:.3f} +- {row['theta_E_refined_sigma']:.3f}\", "

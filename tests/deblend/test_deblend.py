@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from lensnet.cli import cli
 from lensnet.deblend import fit_lens_light, ica_deblend
 from lensnet.deblend.figure import deblend_figure
-from lensnet.deblend.files import deblend_fits
+from lensnet.deblend.files import critical_map, deblend_fits
 from lensnet.errors import LensnetShapeError, LensnetValueError
 from lensnet.sources.sersic import sersic_profile
 
@@ -163,6 +163,20 @@ def test_ica_carries_the_first_bands_sersic_arcs_as_its_alternative(tmp_path):
     np.testing.assert_allclose(ica.alternative.arcs, alone.arcs)
     np.testing.assert_array_equal(ica.alternative.mask, alone.mask)
     np.testing.assert_allclose(ica.panels[-1][1], alone.arcs)  # the figure's baseline is the alternative
+
+
+def test_the_critical_map_changes_sign_on_the_einstein_ring_about_the_offset_centre(tmp_path):
+    """A round SIE's det A = 1 - θE/r: its zero line, the critical curve the figures draw, is the ring r = θE about
+    the lens centre, which is the estimate's centre plus the cutout's offset from the image's centre."""
+    header = fits.Header({"PIXSCALE": SCALE})
+    lens, arc = _lens_and_arc()
+    fits.PrimaryHDU((lens + arc).astype(np.float32), header=header).writeto(tmp_path / "b.fits")
+    deblended = deblend_fits(tmp_path / "b.fits", method="sersic")
+    det = critical_map(deblended, [1.0, 0.0, 0.0, 0.2, 0.0], offset=(0.1, -0.1))
+    x, y = _grid()
+    r = np.hypot(x - 0.3, y + 0.1)
+    np.testing.assert_allclose(det[r > 0.05], (1 - 1.0 / r)[r > 0.05], atol=1e-6)
+    assert (det[r < 0.95] < 0).all() and (det[r > 1.05] > 0).all()
 
 
 def test_a_figure_panel_on_its_own_axes_skips_the_image_mask(tmp_path):

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+import torch
 from astropy.io import fits
 
 from lensnet.deblend.figure import deblend_figure
@@ -29,9 +31,11 @@ from lensnet.deblend.sersic_fit import SersicFit, fit_lens_light
 from lensnet.errors import LensnetValueError
 from lensnet.io.atomic import check_writable
 from lensnet.io.fits import EXPOSURE_NAMES, provenance_cards, read_image_hdu, read_image_with_extensions, write_hdulist
+from lensnet.lensing.sie import sie_hessian
 from lensnet.preprocess.real import celestial_wcs, header_pixel_scale, pixel_to_sky
 
-__all__ = ["METHODS", "DeblendedImage", "deblend_fits", "sersic_deblend", "write_deblended"]
+__all__ = ["METHODS", "DeblendedImage", "critical_map", "deblend_fits", "deblended_figure", "sersic_deblend",
+           "write_deblended"]
 
 #: Deblending methods: ICA of two bands, or a Sérsic fit to one.
 METHODS = ("ica", "sersic")
@@ -129,10 +133,32 @@ def write_deblended(deblended: DeblendedImage, output: str | Path, figure: str |
                            else [fits.ImageHDU(deblended.exposure.astype(np.float32), name="EXPTIME")]))
     paths = [write_hdulist(output, hdul, overwrite)]
     if figure is not None:
-        paths.append(deblend_figure(deblended.panels, deblended.pixel_scale, figure, title=deblended.summary,
-                                    mask=deblended.mask, pixel_to_sky=pixel_to_sky(celestial_wcs(deblended.header)),
-                                    unit=str(deblended.header.get("BUNIT", "")).strip()))
+        paths.append(deblended_figure(deblended, figure))
     return paths
+
+
+def deblended_figure(deblended: DeblendedImage, figure: str | Path, critical: np.ndarray | None = None,
+                     note: str = "") -> Path:
+    """The deblending figure (:func:`~lensnet.deblend.figure.deblend_figure`: colour bars, north/east arrows from
+    the WCS), with the critical curve where ``critical`` (:func:`critical_map`) is given; ``note`` ends its title."""
+    return deblend_figure(deblended.panels, deblended.pixel_scale, figure,
+                          title=deblended.summary + (f"; {note}" if note else ""), mask=deblended.mask,
+                          critical=critical, pixel_to_sky=pixel_to_sky(celestial_wcs(deblended.header)),
+                          unit=str(deblended.header.get("BUNIT", "")).strip())
+
+
+def critical_map(deblended: DeblendedImage, lens: Sequence[float], offset: tuple[float, float] = (0.0, 0.0)
+                 ) -> np.ndarray:
+    """det A = (1 - f_xx)(1 - f_yy) - f_xy^2 of an SIE at the deblended image's pixels: its zero line is the
+    critical curve. ``lens`` is (θE, e1, e2, center_x, center_y), arcsec, the centre relative to the point
+    ``offset`` (x, y) arcsec from the image's centre (a catalogue row's estimate and its cutout's centre)."""
+    h, w = deblended.arcs.shape
+    scale = deblended.pixel_scale
+    y, x = torch.meshgrid((torch.arange(h, dtype=torch.float64) - (h - 1) / 2) * scale,
+                          (torch.arange(w, dtype=torch.float64) - (w - 1) / 2) * scale, indexing="ij")
+    theta_e, e1, e2, cx, cy = (torch.tensor([float(v)], dtype=torch.float64) for v in lens)
+    fxx, fxy, fyy = sie_hessian(x, y, theta_e, e1, e2, cx + offset[0], cy + offset[1])
+    return ((1 - fxx) * (1 - fyy) - fxy ** 2)[0].numpy()
 
 
 def sersic_deblend(data: np.ndarray, pixel_scale: float, *, noise: np.ndarray | float | None = None,
