@@ -335,9 +335,10 @@ def _hdu(text: str | None) -> int | str | None:
 
 
 def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_scale, overwrite: bool):
-    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits
-    (figure <catalogue>_arcs.png); with ICA also the first band's Sérsic-fit arcs as <catalogue>_arcs_sersic.fits,
-    for the network to choose. Returns the arcs files and the :class:`~lensnet.deblend.files.DeblendedImage`."""
+    """``predict --deblend``: the arcs of the one input, written beside the catalogue as <catalogue>_arcs.fits;
+    with ICA also the first band's Sérsic-fit arcs as <catalogue>_arcs_sersic.fits, for the network to choose.
+    Returns the arcs files and the :class:`~lensnet.deblend.files.DeblendedImage` (its figure is drawn once the
+    network has read the arcs, :func:`_deblending_figure`)."""
     from pathlib import Path
 
     from lensnet.deblend.files import deblend_fits, write_deblended
@@ -348,16 +349,17 @@ def _deblended(inputs, deblend_with: str, output: str, hdu: str | None, pixel_sc
     deblended = deblend_fits(inputs[0], None if sersic else deblend_with, method="sersic" if sersic else "ica",
                              hdu=_hdu(hdu), pixel_scale=pixel_scale)
     stem = Path(output).with_suffix("")
-    arcs, figure = write_deblended(deblended, f"{stem}_arcs.fits", f"{stem}_arcs.png", overwrite=overwrite)
-    click.echo(f"{deblended.summary}; wrote {arcs} and {figure}")
+    (arcs,) = write_deblended(deblended, f"{stem}_arcs.fits", overwrite=overwrite)
+    click.echo(f"{deblended.summary}; wrote {arcs}")
     if deblended.alternative is None:
         return [str(arcs)], deblended
     (alternative,) = write_deblended(deblended.alternative, f"{stem}_arcs_sersic.fits", overwrite=overwrite)
     return [str(arcs), str(alternative)], deblended
 
 
-def _critical_curve_drawn(deblended, output: str, row, center, sky_center) -> None:
-    """The deblending figure drawn again with the critical curve of the network's estimate ``row``."""
+def _deblending_figure(deblended, output: str, row, center, sky_center) -> None:
+    """The deblending figure, <catalogue>_arcs.png, with the critical curve of the network's estimate ``row``
+    where it has one."""
     from pathlib import Path
 
     from astropy.coordinates import SkyCoord
@@ -366,14 +368,18 @@ def _critical_curve_drawn(deblended, output: str, row, center, sky_center) -> No
     from lensnet.deblend.files import critical_map, deblended_figure
     from lensnet.preprocess.real import celestial_wcs
 
+    figure = f"{Path(output).with_suffix('')}_arcs.png"
+    if row["error"]:
+        click.echo(f"wrote {deblended_figure(deblended, figure)}")
+        return
     h, w = deblended.arcs.shape
     if sky_center is not None:
         center = celestial_wcs(deblended.header).world_to_pixel(SkyCoord(*sky_center, unit="deg"))
     offset = (0.0, 0.0) if center is None else tuple(
         (float(c) - (n - 1) / 2) * deblended.pixel_scale for c, n in zip(center, (w, h)))
     critical = critical_map(deblended, [row[name] for name in PARAM_NAMES], offset)
-    deblended_figure(deblended, f"{Path(output).with_suffix('')}_arcs.png", critical,
-                     note="critical curve of the network's estimate")
+    path = deblended_figure(deblended, figure, critical, note="critical curve of the network's estimate")
+    click.echo(f"wrote {path}")
 
 
 def _surer(predictor, candidates: list[str], options: dict) -> str:
@@ -572,8 +578,8 @@ def predict(inputs, output, weights, checkpoint, hdu, plane, pixel_scale, center
             table = predict_fits(predictor, inputs, num_workers=workers, symmetrize=symmetrize, masks=masks, **run,
                                  **options)
         write_catalog(table, output, overwrite=overwrite)
-        if deblended is not None and not table["error"][0]:
-            _critical_curve_drawn(deblended, output, table[0], options["center"], options["sky_center"])
+        if deblended is not None:
+            _deblending_figure(deblended, output, table[0], options["center"], options["sky_center"])
         if lenstronomy_json:
             write_lenstronomy(table, lenstronomy_json, overwrite=overwrite)
         for journal in journal_files(journal_path(output)):

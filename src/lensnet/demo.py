@@ -193,8 +193,7 @@ def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> lis
     for lens in REAL_LENSES:
         deblended = deblend_fits(EXAMPLES / lens.band1, None if lens.band2 is None else EXAMPLES / lens.band2,
                                  method="sersic" if lens.band2 is None else "ica")
-        arcs, figure = write_deblended(deblended, f"{stem}_{lens.slug}_arcs.fits", f"{stem}_{lens.slug}.png",
-                                       overwrite=True)
+        (arcs,) = write_deblended(deblended, f"{stem}_{lens.slug}_arcs.fits", overwrite=True)
         if deblended.alternative is not None:  # ICA's arcs and the Sérsic fit's: the network keeps the surer
             candidates = [arcs, *write_deblended(deblended.alternative, f"{stem}_{lens.slug}_arcs_sersic.fits",
                                                  overwrite=True)]
@@ -206,8 +205,9 @@ def measure_real_lenses(stem: str | Path, name: str = DEFAULT_PRETRAINED) -> lis
                             progress=False)
         row = dict(zip(table.colnames, table[0]))
         rows.append(row)
-        deblended_figure(deblended, figure, critical_map(deblended, [row[name] for name in PARAM_NAMES]),
-                         note="critical curve of the network's estimate")
+        figure = deblended_figure(deblended, f"{stem}_{lens.slug}.png",
+                                  critical_map(deblended, [row[name] for name in PARAM_NAMES]),
+                                  note="critical curve of the network's estimate")
         click.echo(f"  {lens.name}: {deblended.summary}")
         click.echo(f"    network: theta_E = {row['theta_E']:.2f} +- {row['theta_E_sigma']:.2f}\", q = {row['q']:.2f}; "
                    f"joint model: theta_E = {row['theta_E_refined']:.3f} +- {row['theta_E_refined_sigma']:.3f}\", "
